@@ -1,0 +1,12 @@
+//! preroll: keeps the last seconds of camera streams in memory as fMP4 segments and writes
+//! clips (lookback + live) without re-encoding.
+//!
+//! The pipeline flows one way: source → segmenter → ring → recorder → file. Each stage knows
+//! the one before it only through its output type ([`segment::Segment`] between the segmenter
+//! and everything after it).
+
+pub mod cli;
+pub mod mp4;
+pub mod recorder;
+pub mod remux;
+pub mod segment;

@@ -1,0 +1,295 @@
+//! The clip's file on disk: reserve the name, write the header region and fragments to
+//! `<path>.partial`, and on finish make it durable and give it its final name atomically.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::mp4::write::free_box;
+use crate::mp4::{FileRange, MediaData};
+
+use super::RecordError;
+
+/// Room kept after the first header for it to grow in place (new sample entries or tracks
+/// when a reconnect brings other codec parameters, and the `mehd` written at the end).
+pub const HEADER_RESERVE: usize = 8 * 1024;
+
+/// The suffix of a clip still being written.
+pub const PARTIAL_SUFFIX: &str = ".partial";
+
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(PARTIAL_SUFFIX);
+    PathBuf::from(s)
+}
+
+#[derive(Debug)]
+pub struct ClipFile {
+    path: PathBuf,
+    partial: PathBuf,
+    file: File,
+    /// Bytes written so far (= the append position).
+    len: u64,
+    /// Size of the header region (ftyp + moov + free) once written; 0 before.
+    header_region: u64,
+    /// Set once the file holds media: it is then kept if dropped unfinished, for recovery.
+    keep_on_drop: bool,
+    finished: bool,
+}
+
+impl ClipFile {
+    /// Reserves `path`: creates its parent directories and `<path>.partial` exclusively.
+    /// Fails if `path` exists or another recording holds the `.partial`.
+    pub fn create(path: &Path) -> Result<ClipFile, RecordError> {
+        let partial = partial_path(path);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|source| RecordError::Io {
+                op: "creating directory",
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        if fs::symlink_metadata(path).is_ok() {
+            return Err(RecordError::Exists {
+                path: path.to_owned(),
+            });
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&partial)
+            .map_err(|source| {
+                if source.kind() == io::ErrorKind::AlreadyExists {
+                    RecordError::InProgress {
+                        path: path.to_owned(),
+                        partial: partial.clone(),
+                    }
+                } else {
+                    RecordError::Io {
+                        op: "creating",
+                        path: partial.clone(),
+                        source,
+                    }
+                }
+            })?;
+        Ok(ClipFile {
+            path: path.to_owned(),
+            partial,
+            file,
+            len: 0,
+            header_region: 0,
+            keep_on_drop: false,
+            finished: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn partial_path(&self) -> &Path {
+        &self.partial
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn io(&self, op: &'static str, source: io::Error) -> RecordError {
+        RecordError::Io {
+            op,
+            path: self.partial.clone(),
+            source,
+        }
+    }
+
+    /// Writes the header (ftyp + moov) at the start of the file, padded with a `free` box to
+    /// the reserved region. The first call sets the region's size; later calls rewrite it in
+    /// place with one positioned write and fail with `None` if the header no longer fits.
+    /// Returns the room left, or `None` when `header` does not fit.
+    pub fn write_header(&mut self, header: &[u8]) -> Result<Option<usize>, RecordError> {
+        if self.header_region == 0 {
+            let region = (header.len() + HEADER_RESERVE).next_multiple_of(4096);
+            let mut buf = Vec::with_capacity(region);
+            buf.extend_from_slice(header);
+            buf.extend_from_slice(&free_box(region - header.len()));
+            self.file
+                .write_all(&buf)
+                .map_err(|e| self.io("writing", e))?;
+            self.header_region = region as u64;
+            self.len = region as u64;
+            return Ok(Some(region - header.len()));
+        }
+        let region = self.header_region as usize;
+        let room = region.checked_sub(header.len());
+        let Some(room) = room.filter(|&r| r == 0 || r >= 8) else {
+            return Ok(None);
+        };
+        let mut buf = Vec::with_capacity(region);
+        buf.extend_from_slice(header);
+        if room > 0 {
+            buf.extend_from_slice(&free_box(room));
+        }
+        self.file
+            .write_all_at(&buf, 0)
+            .map_err(|e| self.io("rewriting header of", e))?;
+        Ok(Some(room))
+    }
+
+    /// Size of the header region, 0 before the first header.
+    pub fn header_region(&self) -> usize {
+        self.header_region as usize
+    }
+
+    /// Appends a box header (e.g. moof + mdat header) and the media payload after it.
+    /// Returns the offset at which `head` starts.
+    pub fn append(&mut self, head: &[u8], data: &MediaData) -> Result<u64, RecordError> {
+        let at = self.len;
+        self.file
+            .write_all(head)
+            .map_err(|e| self.io("writing", e))?;
+        match data {
+            MediaData::Memory(b) => self.file.write_all(b).map_err(|e| self.io("writing", e))?,
+            MediaData::File(r) => self.copy_range(r)?,
+        }
+        self.len += head.len() as u64 + data.len();
+        self.keep_on_drop = true;
+        Ok(at)
+    }
+
+    /// Appends trailing bytes (the index).
+    pub fn append_bytes(&mut self, bytes: &[u8]) -> Result<(), RecordError> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| self.io("writing", e))?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Copies a file range into the clip in the kernel (`copy_file_range`), falling back to a
+    /// buffered copy where the filesystems cannot.
+    fn copy_range(&mut self, r: &FileRange) -> Result<(), RecordError> {
+        let mut off = r.offset;
+        let end = r.offset + r.len;
+        while off < end {
+            let want = usize::try_from(end - off)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            match rustix::fs::copy_file_range(&*r.file, Some(&mut off), &self.file, None, want) {
+                Ok(0) => {
+                    return Err(self.io(
+                        "copying media into",
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "source file is shorter than its boxes say",
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::OPNOTSUPP,
+                ) => return self.copy_range_buffered(&r.file, off, end),
+                Err(e) => return Err(self.io("copying media into", e.into())),
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_range_buffered(
+        &mut self,
+        src: &File,
+        mut off: u64,
+        end: u64,
+    ) -> Result<(), RecordError> {
+        let mut buf = vec![0u8; 1 << 20];
+        while off < end {
+            let n = usize::try_from(end - off)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            src.read_exact_at(&mut buf[..n], off)
+                .map_err(|e| self.io("reading media for", e))?;
+            self.file
+                .write_all(&buf[..n])
+                .map_err(|e| self.io("writing", e))?;
+            off += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes the clip durable and gives it its final name: fsync the file, rename
+    /// `<path>.partial` to `<path>` without replacing anything, fsync the directory.
+    pub fn finish(mut self) -> Result<u64, RecordError> {
+        self.file.sync_all().map_err(|e| self.io("syncing", e))?;
+        rename_no_replace(&self.partial, &self.path).map_err(|source| {
+            if source.kind() == io::ErrorKind::AlreadyExists {
+                RecordError::Exists {
+                    path: self.path.clone(),
+                }
+            } else {
+                RecordError::Io {
+                    op: "renaming",
+                    path: self.partial.clone(),
+                    source,
+                }
+            }
+        })?;
+        self.finished = true;
+        sync_parent(&self.path).map_err(|source| RecordError::Io {
+            op: "syncing directory of",
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(self.len)
+    }
+
+    /// Removes the `.partial` (nothing was captured, or the caller gives up on it).
+    pub fn discard(mut self) {
+        self.keep_on_drop = false;
+        // Drop removes it.
+    }
+}
+
+impl Drop for ClipFile {
+    fn drop(&mut self) {
+        if !self.finished && !self.keep_on_drop {
+            let _ = fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// Renames `from` to `to`, failing with `AlreadyExists` rather than replacing `to`.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        from,
+        rustix::fs::CWD,
+        to,
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) => Ok(()),
+        // Filesystems without RENAME_NOREPLACE: a hard link fails on an existing target too.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}

@@ -1,0 +1,13 @@
+//! The recorder stage: writes an ordered run of segments (lookback + live) into one clip at
+//! box level — only headers are rewritten, sample bytes are copied as they are.
+
+mod error;
+pub mod file;
+mod recording;
+mod timeline;
+mod tracks;
+
+pub use error::RecordError;
+pub use file::{PARTIAL_SUFFIX, partial_path};
+pub use recording::{ClipOptions, ClipSummary, Recording, SegmentOutcome};
+pub use timeline::Discontinuity;

@@ -1,0 +1,383 @@
+//! A recording: an ordered run of segments written into one clip.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::mp4::mfra::{RandomAccessPoint, write_mfra};
+use crate::mp4::moof::{TrafSpec, write_moof};
+use crate::mp4::moov::write_init;
+use crate::mp4::write::mdat_header;
+use crate::mp4::{FourCc, InitSegment, Mp4Error, Orientation};
+use crate::segment::Segment;
+
+use super::RecordError;
+use super::file::ClipFile;
+use super::timeline::{Discontinuity, Placed, Timeline};
+use super::tracks::{ClipTracks, InitMap, VIDEO};
+
+/// Seconds from the MP4 epoch (1904-01-01) to the Unix epoch.
+const MP4_EPOCH_OFFSET: u64 = 2_082_844_800;
+
+/// Bytes the header grows by when finished (the `mehd` box).
+const FINISH_GROWTH: usize = 20;
+
+/// How a clip is written.
+#[derive(Debug, Clone, Default)]
+pub struct ClipOptions {
+    /// Written into the video track's matrix. `None` keeps the source's matrix.
+    pub orientation: Option<Orientation>,
+}
+
+/// What happened to one segment handed to [`Recording::write_segment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentOutcome {
+    Written {
+        fragments: usize,
+        samples: usize,
+    },
+    /// Its sequence is not above the last one written (lookback and live overlap).
+    SkippedOld,
+    /// It holds no media the clip carries.
+    SkippedEmpty,
+}
+
+/// The finished clip.
+#[derive(Debug, Clone)]
+pub struct ClipSummary {
+    pub path: PathBuf,
+    /// Length of the clip's longest track.
+    pub duration: Duration,
+    /// File size in bytes.
+    pub bytes: u64,
+    pub segments: usize,
+    pub fragments: usize,
+    /// Samples dropped because they overlapped media already written.
+    pub dropped_samples: usize,
+    /// Where new connections joined, in seconds from the clip start.
+    pub discontinuities: Vec<f64>,
+    /// Input tracks that were left out, with why (each reason once).
+    pub ignored_tracks: Vec<String>,
+}
+
+/// One clip being written. Create it, feed it segments in order, then [`Recording::finish`].
+///
+/// Until `finish` the data sits in `<path>.partial`, which is a valid fragmented MP4 after
+/// every fragment. Dropping a recording that holds media leaves the `.partial` for recovery;
+/// dropping one without media removes it.
+#[derive(Debug)]
+pub struct Recording {
+    file: ClipFile,
+    options: ClipOptions,
+    creation_time: u64,
+    tracks: Option<ClipTracks>,
+    /// The init the last segment used, and how it maps onto the clip.
+    current_init: Option<(Arc<InitSegment>, InitMap)>,
+    timeline: Timeline,
+    last_sequence: Option<u64>,
+    fragment_sequence: u32,
+    index: Vec<RandomAccessPoint>,
+    segments: usize,
+    dropped_samples: usize,
+    ignored: Vec<String>,
+}
+
+impl Recording {
+    /// Reserves `path` (see [`ClipFile::create`]) and prepares an empty recording.
+    pub fn create(path: impl AsRef<Path>, options: ClipOptions) -> Result<Recording, RecordError> {
+        let file = ClipFile::create(path.as_ref())?;
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(Recording {
+            file,
+            options,
+            creation_time: unix + MP4_EPOCH_OFFSET,
+            tracks: None,
+            current_init: None,
+            timeline: Timeline::new(),
+            last_sequence: None,
+            fragment_sequence: 0,
+            index: Vec::new(),
+            segments: 0,
+            dropped_samples: 0,
+            ignored: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    pub fn partial_path(&self) -> &Path {
+        self.file.partial_path()
+    }
+
+    /// Bytes written to the file so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.file.len()
+    }
+
+    /// Media time written so far (longest track).
+    pub fn duration(&self) -> Duration {
+        let Some(tracks) = &self.tracks else {
+            return Duration::ZERO;
+        };
+        self.timeline
+            .ends()
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| ticks_to_duration(e, tracks.timescale(i)))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// True once any media is in the file.
+    pub fn has_media(&self) -> bool {
+        self.fragment_sequence > 0
+    }
+
+    /// Writes one segment. A segment error (no video, bad boxes, no header room) refuses that
+    /// segment and leaves the clip as it was; only I/O errors ([`RecordError::is_fatal`])
+    /// make the clip unusable.
+    pub fn write_segment(&mut self, segment: &Segment) -> Result<SegmentOutcome, RecordError> {
+        if self
+            .last_sequence
+            .is_some_and(|last| segment.sequence <= last)
+        {
+            return Ok(SegmentOutcome::SkippedOld);
+        }
+        if segment.is_empty() {
+            self.last_sequence = Some(segment.sequence);
+            return Ok(SegmentOutcome::SkippedEmpty);
+        }
+        // Kept to undo the mapping if the header cannot take it.
+        let rollback = (self.tracks.clone(), self.current_init.clone());
+        let map = self.map_init(segment)?;
+
+        // A segment is placed only if some fragment holds a track the clip carries.
+        let carried = segment
+            .fragments
+            .iter()
+            .flat_map(|f| &f.tracks)
+            .any(|t| t.sample_count() > 0 && map.for_input(t.track_id).is_some());
+        if !carried {
+            self.last_sequence = Some(segment.sequence);
+            return Ok(SegmentOutcome::SkippedEmpty);
+        }
+        if let Err(e) = self.sync_header(segment.sequence) {
+            (self.tracks, self.current_init) = rollback;
+            return Err(e);
+        }
+
+        if self.timeline.current_stream() != Some(segment.stream_id) {
+            let firsts = self.stream_firsts(segment, &map);
+            self.timeline.start_stream(segment.stream_id, &firsts);
+        }
+
+        let mut fragments = 0;
+        let mut samples = 0;
+        for fragment in &segment.fragments {
+            let mut placed: Vec<(Placed, u32)> = Vec::new();
+            for t in &fragment.tracks {
+                let Some(m) = map.for_input(t.track_id) else {
+                    continue;
+                };
+                let entry = (t.sample_description_index as usize).checked_sub(1);
+                let Some(sdi) = entry.and_then(|i| m.entries.get(i)).copied() else {
+                    return Err(RecordError::BadSegment {
+                        sequence: segment.sequence,
+                        source: Mp4Error::new(
+                            FourCc(*b"tfhd"),
+                            0,
+                            format!(
+                                "track {}: sample description index {} is not in the init",
+                                t.track_id, t.sample_description_index
+                            ),
+                        ),
+                    });
+                };
+                if let Some(p) = self.timeline.place(t, m) {
+                    self.dropped_samples += p.dropped;
+                    placed.push((p, sdi));
+                }
+            }
+            if placed.is_empty() {
+                continue;
+            }
+            let tracks = self
+                .tracks
+                .as_ref()
+                .expect("tracks exist once media is mapped");
+            let specs: Vec<TrafSpec<'_>> = placed
+                .iter()
+                .map(|(p, sdi)| TrafSpec {
+                    track_id: tracks.tracks[p.output].track_id,
+                    sample_description_index: *sdi,
+                    base_decode_time: p.base_decode_time,
+                    runs: &p.runs,
+                })
+                .collect();
+            let mdat = mdat_header(fragment.data.len());
+            self.fragment_sequence += 1;
+            let moof =
+                write_moof(self.fragment_sequence, &specs, mdat.len() as u64).map_err(|e| {
+                    RecordError::BadTiming {
+                        sequence: segment.sequence,
+                        problem: e.to_string(),
+                    }
+                })?;
+            let mut head = moof;
+            head.extend_from_slice(&mdat);
+            let at = self.file.append(&head, &fragment.data)?;
+            if let Some(pos) = placed.iter().position(|(p, _)| p.output == VIDEO) {
+                let p = &placed[pos].0;
+                if p.runs
+                    .first()
+                    .and_then(|r| r.samples.first())
+                    .is_some_and(|s| s.is_sync())
+                {
+                    self.index.push(RandomAccessPoint {
+                        time: p.base_decode_time,
+                        moof_offset: at,
+                        traf_number: (pos + 1) as u8,
+                    });
+                }
+            }
+            fragments += 1;
+            samples += placed
+                .iter()
+                .map(|(p, _)| p.runs.iter().map(|r| r.samples.len()).sum::<usize>())
+                .sum::<usize>();
+        }
+        self.last_sequence = Some(segment.sequence);
+        self.segments += 1;
+        Ok(SegmentOutcome::Written { fragments, samples })
+    }
+
+    /// Maps the segment's init onto the clip's tracks, creating them on first use.
+    fn map_init(&mut self, segment: &Segment) -> Result<InitMap, RecordError> {
+        if let Some((init, map)) = &self.current_init {
+            if Arc::ptr_eq(init, &segment.init) || **init == *segment.init {
+                return Ok(map.clone());
+            }
+        }
+        let no_video = || RecordError::NoVideo {
+            sequence: segment.sequence,
+            stream_id: segment.stream_id,
+        };
+        let mut tracks = match self.tracks.clone() {
+            Some(t) => t,
+            None => ClipTracks::new(&segment.init, self.options.orientation.map(|o| o.matrix()))
+                .ok_or_else(no_video)?,
+        };
+        let map = tracks.map(&segment.init).ok_or_else(no_video)?;
+        for reason in &map.ignored {
+            if !self.ignored.contains(reason) {
+                tracing::warn!(clip = %self.file.path().display(), "leaving out {reason}");
+                self.ignored.push(reason.clone());
+            }
+        }
+        self.tracks = Some(tracks);
+        self.current_init = Some((segment.init.clone(), map.clone()));
+        Ok(map)
+    }
+
+    /// Writes or rewrites the header when the tracks changed. Room for what finishing adds
+    /// (`mehd`) is always kept, so `finish` cannot run out of it.
+    fn sync_header(&mut self, sequence: u64) -> Result<(), RecordError> {
+        let Some(tracks) = self.tracks.as_mut() else {
+            return Ok(());
+        };
+        if !tracks.take_changed() {
+            return Ok(());
+        }
+        let timescales: Vec<u32> = tracks.tracks.iter().map(|t| t.timescale).collect();
+        let header = write_init(&tracks.movie(self.timeline.ends(), self.creation_time, false));
+        let needed = header.len() + FINISH_GROWTH;
+        let region = self.file.header_region();
+        if region != 0 && needed + 8 > region {
+            return Err(RecordError::HeaderFull {
+                sequence,
+                needed,
+                available: region,
+            });
+        }
+        self.file.write_header(&header)?;
+        self.timeline.set_timescales(&timescales);
+        Ok(())
+    }
+
+    /// First input decode time per output track in the segment (edit-adjusted).
+    fn stream_firsts(&self, segment: &Segment, map: &InitMap) -> Vec<(usize, i128, u32)> {
+        let mut firsts: Vec<(usize, i128, u32)> = Vec::new();
+        for f in &segment.fragments {
+            for t in &f.tracks {
+                let Some(m) = map.for_input(t.track_id) else {
+                    continue;
+                };
+                if t.sample_count() == 0 || firsts.iter().any(|(o, _, _)| *o == m.output) {
+                    continue;
+                }
+                let start = match t.base_decode_time {
+                    Some(d) => i128::from(d) + i128::from(m.edit_adjust),
+                    None => i128::from(m.edit_adjust),
+                };
+                firsts.push((m.output, start, m.input_timescale));
+            }
+        }
+        firsts
+    }
+
+    /// Finalizes the clip: header with the true duration (and `mehd`), the random access
+    /// index, fsync, atomic rename to the final path, fsync of the directory. With no media
+    /// written, removes the `.partial` and fails with [`RecordError::NothingCaptured`].
+    pub fn finish(self) -> Result<ClipSummary, RecordError> {
+        let Some(tracks) = self.tracks.as_ref().filter(|_| self.fragment_sequence > 0) else {
+            self.file.discard();
+            return Err(RecordError::NothingCaptured);
+        };
+        let duration = self.duration();
+        let movie = tracks.movie(self.timeline.ends(), self.creation_time, true);
+        let mut file = self.file;
+        let header = write_init(&movie);
+        if file.write_header(&header)?.is_none() {
+            // sync_header keeps FINISH_GROWTH bytes free, so this means a bug, not bad input.
+            return Err(RecordError::HeaderFull {
+                sequence: self.last_sequence.unwrap_or(0),
+                needed: header.len(),
+                available: file.header_region(),
+            });
+        }
+        file.append_bytes(&write_mfra(tracks.tracks[VIDEO].track_id, &self.index))?;
+        let path = file.path().to_owned();
+        let video_ts = tracks.timescale(VIDEO);
+        let discontinuities = self
+            .timeline
+            .discontinuities()
+            .iter()
+            .map(|d: &Discontinuity| d.at as f64 / f64::from(video_ts))
+            .collect();
+        let bytes = file.finish()?;
+        Ok(ClipSummary {
+            path,
+            duration,
+            bytes,
+            segments: self.segments,
+            fragments: self.fragment_sequence as usize,
+            dropped_samples: self.dropped_samples,
+            discontinuities,
+            ignored_tracks: self.ignored,
+        })
+    }
+
+    /// Gives up on the clip and removes its `.partial`.
+    pub fn discard(self) {
+        self.file.discard();
+    }
+}
+
+fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {
+    let ts = u64::from(timescale.max(1));
+    Duration::new(ticks / ts, ((ticks % ts) * 1_000_000_000 / ts) as u32)
+}

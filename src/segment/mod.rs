@@ -1,0 +1,73 @@
+//! The unit the pipeline passes from the segmenter to the ring and on to recordings.
+
+use std::sync::Arc;
+
+use crate::mp4::{Fragment, InitSegment, TrackKind};
+
+/// A keyframe-aligned run of media fragments from one stream connection.
+///
+/// Segments are cheap to clone: the init is shared by every segment of a `stream_id`, and
+/// fragment payloads are shared bytes (or file ranges), never copied per consumer.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Position in the source's output; strictly increasing across reconnects.
+    pub sequence: u64,
+    /// Which connection of the source produced it. Timestamps are continuous within one
+    /// `stream_id` and unrelated across them.
+    pub stream_id: u64,
+    pub init: Arc<InitSegment>,
+    pub fragments: Vec<Fragment>,
+    /// Decode time of the first video sample, in video ticks (0 if the segment has no video).
+    pub start: u64,
+    /// Sum of the video sample durations, in video ticks.
+    pub duration: u64,
+}
+
+impl Segment {
+    /// Builds a segment, deriving `start` and `duration` from its video samples.
+    pub fn new(
+        sequence: u64,
+        stream_id: u64,
+        init: Arc<InitSegment>,
+        fragments: Vec<Fragment>,
+    ) -> Self {
+        let video = init
+            .tracks
+            .iter()
+            .find(|t| t.kind == TrackKind::Video)
+            .map(|t| t.track_id);
+        let mut start = None;
+        let mut duration = 0u64;
+        for f in &fragments {
+            if let Some(t) = video.and_then(|id| f.track(id)) {
+                if start.is_none() && t.sample_count() > 0 {
+                    start = t.base_decode_time;
+                }
+                duration += t.duration();
+            }
+        }
+        Segment {
+            sequence,
+            stream_id,
+            init,
+            fragments,
+            start: start.unwrap_or(0),
+            duration,
+        }
+    }
+
+    /// Ticks per second of `start` and `duration` (the video track's timescale).
+    pub fn timescale(&self) -> u32 {
+        self.init.video().map_or(1, |t| t.timescale)
+    }
+
+    /// True when no fragment holds a sample.
+    pub fn is_empty(&self) -> bool {
+        self.fragments.iter().all(|f| f.sample_count() == 0)
+    }
+
+    /// Bytes of media payload.
+    pub fn media_bytes(&self) -> u64 {
+        self.fragments.iter().map(|f| f.data.len()).sum()
+    }
+}
