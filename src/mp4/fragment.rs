@@ -64,6 +64,20 @@ impl MediaData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The bytes `start..end` of this payload, still without copying.
+    pub fn slice(&self, start: u64, end: u64) -> MediaData {
+        let end = end.min(self.len());
+        let start = start.min(end);
+        match self {
+            MediaData::Memory(b) => MediaData::Memory(b.slice(start as usize..end as usize)),
+            MediaData::File(r) => MediaData::File(FileRange {
+                file: r.file.clone(),
+                offset: r.offset + start,
+                len: end - start,
+            }),
+        }
+    }
 }
 
 /// One sample, with every default resolved.

@@ -13,6 +13,7 @@ pub mod mfra;
 pub mod moof;
 pub mod moov;
 mod orientation;
+pub mod params;
 pub mod reader;
 pub mod write;
 

@@ -2,7 +2,7 @@
 //! `<path>.partial`, and on finish make it durable and give it its final name atomically.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -147,20 +147,34 @@ impl ClipFile {
         self.header_region as usize
     }
 
-    /// Appends a box header (e.g. moof + mdat header) and the media payload after it.
-    /// Returns the offset at which `head` starts.
-    pub fn append(&mut self, head: &[u8], data: &MediaData) -> Result<u64, RecordError> {
+    /// Appends a box header (moof + mdat header) and the payload pieces after it. Returns
+    /// the offset at which `head` starts. If writing fails part-way, the file is cut back to
+    /// where this fragment began, so it stays a valid fragmented MP4.
+    pub fn append(&mut self, head: &[u8], pieces: &[MediaData]) -> Result<u64, RecordError> {
         let at = self.len;
+        if let Err(e) = self.write_pieces(head, pieces) {
+            let _ = self.file.set_len(at);
+            let _ = self.file.seek(SeekFrom::Start(at));
+            return Err(e);
+        }
+        self.len += head.len() as u64 + pieces.iter().map(MediaData::len).sum::<u64>();
+        self.keep_on_drop = true;
+        Ok(at)
+    }
+
+    fn write_pieces(&mut self, head: &[u8], pieces: &[MediaData]) -> Result<(), RecordError> {
         self.file
             .write_all(head)
             .map_err(|e| self.io("writing", e))?;
-        match data {
-            MediaData::Memory(b) => self.file.write_all(b).map_err(|e| self.io("writing", e))?,
-            MediaData::File(r) => self.copy_range(r)?,
+        for piece in pieces {
+            match piece {
+                MediaData::Memory(b) => {
+                    self.file.write_all(b).map_err(|e| self.io("writing", e))?
+                }
+                MediaData::File(r) => self.copy_range(r)?,
+            }
         }
-        self.len += head.len() as u64 + data.len();
-        self.keep_on_drop = true;
-        Ok(at)
+        Ok(())
     }
 
     /// Appends trailing bytes (the index).

@@ -8,7 +8,9 @@ use crate::mp4::mfra::{RandomAccessPoint, write_mfra};
 use crate::mp4::moof::{TrafSpec, write_moof};
 use crate::mp4::moov::write_init;
 use crate::mp4::write::mdat_header;
-use crate::mp4::{FourCc, InitSegment, Mp4Error, Orientation};
+use bytes::Bytes;
+
+use crate::mp4::{Fragment, InitSegment, MediaData, Mp4Error, Orientation, Sample, kinds};
 use crate::segment::Segment;
 
 use super::RecordError;
@@ -178,81 +180,108 @@ impl Recording {
         let mut fragments = 0;
         let mut samples = 0;
         for fragment in &segment.fragments {
-            let mut placed: Vec<(Placed, u32)> = Vec::new();
-            for t in &fragment.tracks {
-                let Some(m) = map.for_input(t.track_id) else {
-                    continue;
-                };
-                let entry = (t.sample_description_index as usize).checked_sub(1);
-                let Some(sdi) = entry.and_then(|i| m.entries.get(i)).copied() else {
-                    return Err(RecordError::BadSegment {
-                        sequence: segment.sequence,
-                        source: Mp4Error::new(
-                            FourCc(*b"tfhd"),
-                            0,
-                            format!(
-                                "track {}: sample description index {} is not in the init",
-                                t.track_id, t.sample_description_index
-                            ),
-                        ),
-                    });
-                };
-                if let Some(p) = self.timeline.place(t, m) {
-                    self.dropped_samples += p.dropped;
-                    placed.push((p, sdi));
-                }
+            let n = self.write_fragment(segment.sequence, fragment, &map)?;
+            if n > 0 {
+                fragments += 1;
+                samples += n;
             }
-            if placed.is_empty() {
-                continue;
-            }
-            let tracks = self
-                .tracks
-                .as_ref()
-                .expect("tracks exist once media is mapped");
-            let specs: Vec<TrafSpec<'_>> = placed
-                .iter()
-                .map(|(p, sdi)| TrafSpec {
-                    track_id: tracks.tracks[p.output].track_id,
-                    sample_description_index: *sdi,
-                    base_decode_time: p.base_decode_time,
-                    runs: &p.runs,
-                })
-                .collect();
-            let mdat = mdat_header(fragment.data.len());
-            self.fragment_sequence += 1;
-            let moof =
-                write_moof(self.fragment_sequence, &specs, mdat.len() as u64).map_err(|e| {
-                    RecordError::BadTiming {
-                        sequence: segment.sequence,
-                        problem: e.to_string(),
-                    }
-                })?;
-            let mut head = moof;
-            head.extend_from_slice(&mdat);
-            let at = self.file.append(&head, &fragment.data)?;
-            if let Some(pos) = placed.iter().position(|(p, _)| p.output == VIDEO) {
-                let p = &placed[pos].0;
-                if p.runs
-                    .first()
-                    .and_then(|r| r.samples.first())
-                    .is_some_and(|s| s.is_sync())
-                {
-                    self.index.push(RandomAccessPoint {
-                        time: p.base_decode_time,
-                        moof_offset: at,
-                        traf_number: (pos + 1) as u8,
-                    });
-                }
-            }
-            fragments += 1;
-            samples += placed
-                .iter()
-                .map(|(p, _)| p.runs.iter().map(|r| r.samples.len()).sum::<usize>())
-                .sum::<usize>();
         }
         self.last_sequence = Some(segment.sequence);
         self.segments += 1;
         Ok(SegmentOutcome::Written { fragments, samples })
+    }
+
+    /// Places and writes one fragment; returns the number of samples written (0 when none of
+    /// its tracks is carried).
+    fn write_fragment(
+        &mut self,
+        sequence: u64,
+        fragment: &Fragment,
+        map: &InitMap,
+    ) -> Result<usize, RecordError> {
+        let mut placed: Vec<(Placed, u32)> = Vec::new();
+        for t in &fragment.tracks {
+            let Some(m) = map.for_input(t.track_id) else {
+                continue;
+            };
+            let entry = (t.sample_description_index as usize).checked_sub(1);
+            let Some(sdi) = entry.and_then(|i| m.entries.get(i)).copied() else {
+                return Err(RecordError::BadSegment {
+                    sequence,
+                    source: Mp4Error::new(
+                        kinds::TFHD,
+                        0,
+                        format!(
+                            "track {}: sample description index {} is not in the init",
+                            t.track_id, t.sample_description_index
+                        ),
+                    ),
+                });
+            };
+            if let Some(p) = self.timeline.place(t, m) {
+                self.dropped_samples += p.dropped;
+                placed.push((p, sdi));
+            }
+        }
+        if placed.is_empty() {
+            return Ok(0);
+        }
+        let tracks = self
+            .tracks
+            .as_ref()
+            .expect("tracks exist once media is mapped");
+
+        // Once the video track has several sample entries, keyframes carry their parameter
+        // sets in-band too (see `OutTrack::inband`).
+        let video = &tracks.tracks[VIDEO];
+        let mut insertions = Vec::new();
+        if video.entries.len() > 1 {
+            for (p, sdi) in placed.iter_mut().filter(|(p, _)| p.output == VIDEO) {
+                if let Some(Some(prefix)) = video.inband.get(*sdi as usize - 1) {
+                    insertions = insert_before_sync_samples(p, prefix);
+                }
+            }
+            shift_runs(&mut placed, &insertions);
+        }
+        let pieces = splice(&fragment.data, &insertions);
+        let payload_len: u64 = pieces.iter().map(MediaData::len).sum();
+
+        let specs: Vec<TrafSpec<'_>> = placed
+            .iter()
+            .map(|(p, sdi)| TrafSpec {
+                track_id: tracks.tracks[p.output].track_id,
+                sample_description_index: *sdi,
+                base_decode_time: p.base_decode_time,
+                runs: &p.runs,
+            })
+            .collect();
+        let mdat = mdat_header(payload_len);
+        let mut head =
+            write_moof(self.fragment_sequence + 1, &specs, mdat.len() as u64).map_err(|e| {
+                RecordError::BadTiming {
+                    sequence,
+                    problem: e.to_string(),
+                }
+            })?;
+        head.extend_from_slice(&mdat);
+        let at = self.file.append(&head, &pieces)?;
+        self.fragment_sequence += 1;
+
+        if let Some(pos) = placed.iter().position(|(p, _)| p.output == VIDEO) {
+            let p = &placed[pos].0;
+            let first = p.runs.first().and_then(|r| r.samples.first());
+            if first.is_some_and(Sample::is_sync) {
+                self.index.push(RandomAccessPoint {
+                    time: p.base_decode_time,
+                    moof_offset: at,
+                    traf_number: (pos + 1) as u8,
+                });
+            }
+        }
+        Ok(placed
+            .iter()
+            .map(|(p, _)| p.runs.iter().map(|r| r.samples.len()).sum::<usize>())
+            .sum())
     }
 
     /// Maps the segment's init onto the clip's tracks, creating them on first use.
@@ -380,4 +409,54 @@ impl Recording {
 fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {
     let ts = u64::from(timescale.max(1));
     Duration::new(ticks / ts, ((ticks % ts) * 1_000_000_000 / ts) as u32)
+}
+
+/// Grows every sync sample of a placed video fragment by `prefix` (inserted before its bytes).
+/// Returns the insertions as (payload offset, bytes), in payload order.
+fn insert_before_sync_samples(p: &mut Placed, prefix: &Bytes) -> Vec<(u64, Bytes)> {
+    let mut out = Vec::new();
+    for run in &mut p.runs {
+        let mut pos = run.data_offset;
+        for s in &mut run.samples {
+            let size = u64::from(s.size);
+            if s.is_sync() {
+                out.push((pos, prefix.clone()));
+                s.size = s.size.saturating_add(prefix.len() as u32);
+            }
+            pos += size;
+        }
+    }
+    out
+}
+
+/// Moves every run's data offset past the bytes inserted before it. An insertion exactly at a
+/// run's start belongs to that run's first sample, so the run then starts at the insertion.
+fn shift_runs(placed: &mut [(Placed, u32)], insertions: &[(u64, Bytes)]) {
+    for (p, _) in placed.iter_mut() {
+        for run in &mut p.runs {
+            let before: u64 = insertions
+                .iter()
+                .filter(|(at, _)| *at < run.data_offset)
+                .map(|(_, b)| b.len() as u64)
+                .sum();
+            run.data_offset += before;
+        }
+    }
+}
+
+/// The payload as pieces with the insertions spliced in.
+fn splice(data: &MediaData, insertions: &[(u64, Bytes)]) -> Vec<MediaData> {
+    let mut pieces = Vec::with_capacity(1 + 2 * insertions.len());
+    let mut last = 0u64;
+    for (at, bytes) in insertions {
+        if *at > last {
+            pieces.push(data.slice(last, *at));
+        }
+        pieces.push(MediaData::Memory(bytes.clone()));
+        last = *at;
+    }
+    if last < data.len() || pieces.is_empty() {
+        pieces.push(data.slice(last, data.len()));
+    }
+    pieces
 }

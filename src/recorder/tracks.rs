@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use crate::mp4::moov::{MovieSpec, TrackSpec};
+use crate::mp4::params::inband_parameter_sets;
 use crate::mp4::{Codec, InitSegment, Matrix, TrackInfo, TrackKind};
 
 /// Index of an output track in [`ClipTracks::tracks`]: video is always first.
@@ -24,6 +25,9 @@ pub struct OutTrack {
     pub height: u32,
     pub matrix: Matrix,
     pub entries: Vec<Bytes>,
+    /// Per entry, its parameter sets as in-band NAL units (H.264/H.265), for players that
+    /// ignore `sample_description_index` once a clip has several entries.
+    pub inband: Vec<Option<Bytes>>,
 }
 
 /// The clip's output tracks.
@@ -74,6 +78,7 @@ fn out_track(t: &TrackInfo, track_id: u32, matrix: Option<Matrix>) -> OutTrack {
         height: t.height,
         matrix: matrix.unwrap_or(t.matrix),
         entries: Vec::new(),
+        inband: Vec::new(),
     }
 }
 
@@ -142,6 +147,9 @@ impl ClipTracks {
                 Some(i) => i,
                 None => {
                     out.entries.push(e.bytes.clone());
+                    // A config we cannot read just gets no in-band copy.
+                    out.inband
+                        .push(inband_parameter_sets(&e.bytes, e.codec).ok().flatten());
                     self.changed = true;
                     out.entries.len() - 1
                 }

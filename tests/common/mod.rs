@@ -1,0 +1,480 @@
+//! Helpers shared by the integration tests: real media made by ffmpeg, checked by ffprobe,
+//! ffmpeg's decoder and an MP4 parser written independently of ours (mp4-atom).
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Runs a tool and panics with its stderr when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e} (is ffmpeg installed? run scripts/deps.sh)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn ffmpeg(args: &[&str]) {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-nostdin", "-hide_banner", "-v", "error", "-y"])
+        .args(args);
+    run(&mut c);
+}
+
+/// What a fixture stream holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Media {
+    pub seconds: u32,
+    pub video: Video,
+    pub audio: bool,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Source pattern: different patterns give different pictures.
+    pub pattern: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Video {
+    /// libx264 with its default B-frames.
+    H264,
+    /// libx265 with B-frames, tagged hvc1.
+    H265,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            seconds: 4,
+            video: Video::H264,
+            audio: true,
+            width: 320,
+            height: 240,
+            fps: 25,
+            pattern: "testsrc2",
+        }
+    }
+}
+
+impl Media {
+    fn input_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!(
+                "{}=size={}x{}:rate={}",
+                self.pattern, self.width, self.height, self.fps
+            ),
+        ];
+        if self.audio {
+            a.extend(
+                ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"].map(String::from),
+            );
+        }
+        a.extend(["-t".into(), self.seconds.to_string()]);
+        let gop = self.fps.to_string();
+        match self.video {
+            Video::H264 => a.extend(
+                [
+                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", &gop,
+                ]
+                .map(String::from),
+            ),
+            Video::H265 => a.extend(
+                [
+                    "-c:v",
+                    "libx265",
+                    "-preset",
+                    "ultrafast",
+                    "-x265-params",
+                    "bframes=3:log-level=error",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-tag:v",
+                    "hvc1",
+                    "-g",
+                    &gop,
+                ]
+                .map(String::from),
+            ),
+        }
+        if self.audio {
+            a.extend(["-c:a", "aac", "-b:a", "64k"].map(String::from));
+        }
+        a
+    }
+
+    /// An HLS fMP4 directory (init.mp4, seg*.m4s, index.m3u8) as ffmpeg's muxer writes it.
+    pub fn hls(&self, dir: &Path) -> PathBuf {
+        fs::create_dir_all(dir).unwrap();
+        let mut args = self.input_args();
+        let seg = dir.join("seg%d.m4s");
+        args.extend(
+            [
+                "-f",
+                "hls",
+                "-hls_segment_type",
+                "fmp4",
+                "-hls_time",
+                "1",
+                "-hls_playlist_type",
+                "vod",
+                "-hls_fmp4_init_filename",
+                "init.mp4",
+                "-hls_segment_filename",
+                seg.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        args.push(dir.join("index.m3u8").to_str().unwrap().to_owned());
+        ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        dir.to_owned()
+    }
+
+    /// A single fragmented MP4 with the given movflags.
+    pub fn fragmented(&self, path: &Path, movflags: &str) -> PathBuf {
+        let mut args = self.input_args();
+        args.extend([
+            "-movflags".into(),
+            movflags.into(),
+            path.to_str().unwrap().into(),
+        ]);
+        ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        path.to_owned()
+    }
+}
+
+/// init.mp4 + the segments in playlist order, as one fragmented file: the reference the
+/// same demuxer reads to compare against the clip.
+pub fn concat_hls(dir: &Path, out: &Path) -> PathBuf {
+    let playlist = fs::read_to_string(dir.join("index.m3u8")).unwrap();
+    let mut bytes = fs::read(dir.join("init.mp4")).unwrap();
+    for line in playlist
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        bytes.extend(fs::read(dir.join(line)).unwrap());
+    }
+    fs::write(out, bytes).unwrap();
+    out.to_owned()
+}
+
+/// ffmpeg's decoder complaints about a file (empty when it decodes cleanly). ffmpeg exits 0
+/// even when it reports decode errors, so its stderr is what counts.
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!("\n(exit {})", out.status));
+    }
+    s
+}
+
+#[track_caller]
+pub fn assert_decodes_cleanly(path: &Path) {
+    let errors = decode_errors(path);
+    assert!(
+        errors.trim().is_empty(),
+        "{} does not decode cleanly:\n{errors}",
+        path.display()
+    );
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub codec: String,
+    pub codec_tag: String,
+    pub kind: String,
+    pub time_base: (i64, i64),
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub rotation: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    pub stream: usize,
+    pub pts: i64,
+    pub dts: i64,
+    pub duration: i64,
+    pub key: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub streams: Vec<Stream>,
+    pub packets: Vec<Packet>,
+    pub duration: f64,
+}
+
+impl Probe {
+    pub fn of(path: &Path) -> Probe {
+        let out = run(Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_streams",
+                "-show_packets",
+                "-show_format",
+                "-of",
+                "json",
+            ])
+            .arg(path));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+        let streams = v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let tb = s["time_base"].as_str().unwrap();
+                let (n, d) = tb.split_once('/').unwrap();
+                let rotation = s["side_data_list"]
+                    .as_array()
+                    .and_then(|l| l.iter().find_map(|d| d["rotation"].as_i64()));
+                Stream {
+                    codec: s["codec_name"].as_str().unwrap_or("").to_owned(),
+                    codec_tag: s["codec_tag_string"].as_str().unwrap_or("").to_owned(),
+                    kind: s["codec_type"].as_str().unwrap_or("").to_owned(),
+                    time_base: (n.parse().unwrap(), d.parse().unwrap()),
+                    width: s["width"].as_i64(),
+                    height: s["height"].as_i64(),
+                    rotation,
+                }
+            })
+            .collect();
+        let packets = v["packets"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| Packet {
+                stream: p["stream_index"].as_u64().unwrap() as usize,
+                pts: p["pts"].as_i64().unwrap_or(i64::MIN),
+                dts: p["dts"].as_i64().unwrap_or(i64::MIN),
+                duration: p["duration"].as_i64().unwrap_or(0),
+                key: p["flags"].as_str().unwrap_or("").starts_with('K'),
+            })
+            .collect();
+        let duration = v["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0);
+        Probe {
+            streams,
+            packets,
+            duration,
+        }
+    }
+
+    pub fn stream_of(&self, kind: &str) -> Option<usize> {
+        self.streams.iter().position(|s| s.kind == kind)
+    }
+
+    pub fn count(&self, kind: &str) -> usize {
+        self.streams.iter().filter(|s| s.kind == kind).count()
+    }
+
+    pub fn packets_of(&self, stream: usize) -> Vec<Packet> {
+        self.packets
+            .iter()
+            .filter(|p| p.stream == stream)
+            .copied()
+            .collect()
+    }
+
+    /// Seconds from the first decode time to the end of the last packet of a stream.
+    pub fn span(&self, stream: usize) -> f64 {
+        let p = self.packets_of(stream);
+        let (n, d) = self.streams[stream].time_base;
+        let first = p.iter().map(|p| p.dts).min().unwrap();
+        let end = p.iter().map(|p| p.dts + p.duration).max().unwrap();
+        (end - first) as f64 * n as f64 / d as f64
+    }
+}
+
+/// Asserts the clip holds exactly the reference's packets, each stream shifted by one
+/// constant, and the shifts agree across streams in seconds (A/V sync kept).
+#[track_caller]
+pub fn assert_same_packets_shifted(reference: &Probe, clip: &Probe) {
+    assert_eq!(reference.streams.len(), clip.streams.len(), "stream count");
+    let mut shifts_secs = Vec::new();
+    for (i, s) in reference.streams.iter().enumerate() {
+        let r = reference.packets_of(i);
+        let c = clip.packets_of(i);
+        assert_eq!(r.len(), c.len(), "stream {i} ({}) packet count", s.codec);
+        assert_eq!(
+            s.time_base, clip.streams[i].time_base,
+            "stream {i} time base"
+        );
+        let shift = c[0].pts - r[0].pts;
+        for (k, (a, b)) in r.iter().zip(&c).enumerate() {
+            assert_eq!(
+                b.pts - a.pts,
+                shift,
+                "stream {i} packet {k}: pts not shifted by {shift}"
+            );
+            assert_eq!(
+                b.dts - a.dts,
+                shift,
+                "stream {i} packet {k}: dts not shifted by {shift}"
+            );
+            assert_eq!(
+                (a.duration, a.key),
+                (b.duration, b.key),
+                "stream {i} packet {k}"
+            );
+        }
+        shifts_secs.push(shift as f64 * s.time_base.0 as f64 / s.time_base.1 as f64);
+    }
+    for w in shifts_secs.windows(2) {
+        assert!(
+            (w[0] - w[1]).abs() < 1e-3,
+            "A/V shifts differ: {shifts_secs:?}"
+        );
+    }
+}
+
+/// Runs the preroll binary.
+pub fn preroll(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preroll"))
+        .args(args)
+        .env("PREROLL_LOG", "warn")
+        .output()
+        .expect("run preroll")
+}
+
+#[track_caller]
+pub fn preroll_ok(args: &[&str]) -> String {
+    let out = preroll(args);
+    assert!(
+        out.status.success(),
+        "preroll {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Structural checks with mp4-atom, a parser independent of ours: the box sequence, header
+/// durations, fragment numbering, per-track decode-time continuity within the clip, data
+/// offsets inside their mdat, and the random access index. Returns the moov.
+pub fn check_structure(path: &Path) -> mp4_atom::Moov {
+    use mp4_atom::{Any, ReadFrom};
+    let bytes = fs::read(path).unwrap();
+    let mut cur = std::io::Cursor::new(&bytes[..]);
+    let mut atoms = Vec::new();
+    loop {
+        let pos = cur.position();
+        match <Option<Any> as ReadFrom>::read_from(&mut cur) {
+            Ok(Some(a)) => atoms.push((pos, a)),
+            Ok(None) => break,
+            Err(e) => panic!(
+                "{}: mp4-atom cannot parse box at {pos}: {e}",
+                path.display()
+            ),
+        }
+    }
+    assert!(matches!(atoms[0].1, Any::Ftyp(_)), "ftyp first");
+    let Any::Moov(moov) = &atoms[1].1 else {
+        panic!("moov second")
+    };
+    let mvex = moov.mvex.as_ref().expect("mvex");
+    let mehd = mvex.mehd.as_ref().expect("finished clip has mehd");
+    assert_eq!(
+        mehd.fragment_duration, moov.mvhd.duration,
+        "mehd = mvhd duration"
+    );
+    assert!(moov.mvhd.duration > 0);
+    for trak in &moov.trak {
+        assert!(
+            trak.tkhd.duration > 0,
+            "track {} duration",
+            trak.tkhd.track_id
+        );
+    }
+    let mut expected_seq = 1;
+    let mut moof_offsets = Vec::new();
+    let mut i = 2;
+    while i < atoms.len() {
+        match &atoms[i].1 {
+            Any::Free(_) => {}
+            Any::Moof(moof) => {
+                assert_eq!(moof.mfhd.sequence_number, expected_seq, "moof sequence");
+                expected_seq += 1;
+                moof_offsets.push(atoms[i].0);
+                let moof_size = (atoms[i + 1].0 - atoms[i].0) as i64;
+                let Any::Mdat(mdat) = &atoms[i + 1].1 else {
+                    panic!("mdat after moof")
+                };
+                let mdat_end = atoms.get(i + 2).map_or(bytes.len() as u64, |a| a.0);
+                let mdat_hdr = (mdat_end - atoms[i + 1].0) as i64 - mdat.data.len() as i64;
+                for traf in &moof.traf {
+                    assert!(traf.tfhd.default_base_is_moof);
+                    assert!(traf.tfdt.is_some(), "tfdt in every traf");
+                    for trun in &traf.trun {
+                        let off = trun.data_offset.expect("data offset") as i64;
+                        let size: i64 = (0..trun.samples.len())
+                            .map(|k| {
+                                trun.samples
+                                    .get(k)
+                                    .and_then(|e| e.size)
+                                    .or(traf.tfhd.default_sample_size)
+                                    .unwrap() as i64
+                            })
+                            .sum();
+                        assert!(
+                            off >= moof_size + mdat_hdr,
+                            "data offset before mdat payload"
+                        );
+                        assert!(
+                            off - moof_size - mdat_hdr + size <= mdat.data.len() as i64,
+                            "run data past the end of its mdat"
+                        );
+                    }
+                }
+                i += 1;
+            }
+            Any::Mfra(mfra) => {
+                let tfra = &mfra.tfra[0];
+                assert!(!tfra.entries.is_empty(), "index has entries");
+                for e in &tfra.entries {
+                    assert!(
+                        moof_offsets.contains(&e.moof_offset),
+                        "tfra points at a moof"
+                    );
+                }
+                assert_eq!(i, atoms.len() - 1, "mfra is last");
+            }
+            other => panic!("unexpected top-level box {:?}", other.kind()),
+        }
+        i += 1;
+    }
+    assert!(expected_seq > 1, "at least one fragment");
+    moov.clone()
+}
+
+/// The 36 matrix bytes of the first trak's tkhd, read straight from the file (they end 8
+/// bytes before the box end).
+pub fn first_tkhd_matrix(path: &Path) -> Vec<u8> {
+    let bytes = fs::read(path).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"tkhd").unwrap() - 4;
+    let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let end = at + size;
+    bytes[end - 44..end - 8].to_vec()
+}
