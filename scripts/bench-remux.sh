@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark: remux 1 h of 1080p H.264+AAC (4 Mb/s, HLS fMP4, 2 s segments, ~1.8 GB) and
+# compare in one run against `cat` of the same files and `ffmpeg -c copy` of the playlist.
+#
+#   scripts/bench-remux.sh            # input cached in target/bench (made on first run)
+#   BENCH_RUNS=5 BENCH_DIR=/data scripts/bench-remux.sh
+#
+# Each tool runs BENCH_RUNS times (default 3) on a warm page cache; the median is reported.
+# "+fsync" rows add an fsync of the output to cat and ffmpeg, because preroll fsyncs its clip
+# (and its directory) before it reports success: that is the like-for-like comparison.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+runs=${BENCH_RUNS:-3}
+dir=${BENCH_DIR:-target/bench}
+mkdir -p "$dir"
+src="$dir/src-60s.mp4"
+hls="$dir/hls-1h"
+
+if [ ! -s "$src" ]; then
+  echo "making 60 s of 1080p25 H.264 (4 Mb/s CBR) + AAC..." >&2
+  ffmpeg -nostdin -hide_banner -v error -y \
+    -f lavfi -i "testsrc2=size=1920x1080:rate=25" \
+    -f lavfi -i "sine=frequency=440:beep_factor=4:sample_rate=48000" -t 60 \
+    -c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 50 \
+    -b:v 3900k -minrate 3900k -maxrate 3900k -bufsize 3900k -x264-params nal-hrd=cbr \
+    -c:a aac -b:a 128k "$src"
+fi
+if [ ! -s "$hls/index.m3u8" ]; then
+  echo "looping it to 1 h of HLS fMP4 segments (-c copy)..." >&2
+  rm -rf "$hls" && mkdir -p "$hls"
+  ffmpeg -nostdin -hide_banner -v error -y -stream_loop 59 -i "$src" -c copy \
+    -f hls -hls_segment_type fmp4 -hls_time 2 -hls_playlist_type vod \
+    -hls_fmp4_init_filename init.mp4 -hls_segment_filename "$hls/seg%d.m4s" "$hls/index.m3u8"
+fi
+
+cargo build --release --quiet
+bin=target/release/preroll
+files=("$hls/init.mp4")
+mapfile -t segs < <(grep -v '^#' "$hls/index.m3u8" | sed "s|^|$hls/|")
+files+=("${segs[@]}")
+bytes=$(cat "${files[@]}" | wc -c)
+echo "input: ${#segs[@]} segments, $bytes bytes in $hls" >&2
+cat "${files[@]}" > /dev/null # warm the page cache
+
+out="$dir/out.mp4"
+measure() { # name, command...: prints "seconds maxrss_kb" of the median run
+  local name=$1; shift
+  local results=()
+  for _ in $(seq "$runs"); do
+    rm -f "$out" "$out.partial"
+    sync
+    /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" >/dev/null 2>"$dir/stderr.txt" || {
+      echo "$name failed:" >&2; cat "$dir/stderr.txt" >&2; exit 1; }
+    results+=("$(tail -1 "$dir/time.txt")")
+  done
+  rm -f "$out"
+  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p" | sed "s/^/$name /"
+}
+
+{
+  measure preroll "$bin" remux "$hls" -o "$out"
+  measure cat sh -c 'cat "$@" > '"$out" sh "${files[@]}"
+  measure cat+fsync sh -c 'cat "$@" > '"$out"' && sync '"$out" sh "${files[@]}"
+  measure ffmpeg "ffmpeg" -nostdin -v error -i "$hls/index.m3u8" -c copy -f mp4 "$out"
+  measure ffmpeg+fsync sh -c 'ffmpeg -nostdin -v error -i "$1" -c copy -f mp4 "$2" && sync "$2"' sh "$hls/index.m3u8" "$out"
+} > "$dir/results.txt"
+
+awk -v bytes="$bytes" '
+  { t[$1] = $2; rss[$1] = $3; order[NR] = $1 }
+  END {
+    printf "%-14s %9s %10s %12s %14s\n", "tool", "seconds", "MB/s", "peak RSS MB", "preroll ratio"
+    for (i = 1; i <= NR; i++) {
+      n = order[i]
+      printf "%-14s %9.2f %10.0f %12.1f %14s\n", n, t[n], bytes / t[n] / 1e6, rss[n] / 1024, \
+        (n == "preroll" ? "-" : sprintf("%.2f x", t[n] / t["preroll"]))
+    }
+  }' "$dir/results.txt"
+echo "(ratio = tool time / preroll time: above 1 means preroll is faster; $runs runs each, median; $(nproc) cores, $(uname -r))"
