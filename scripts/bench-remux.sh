@@ -5,13 +5,13 @@
 #   scripts/bench-remux.sh            # input cached in target/bench (made on first run)
 #   BENCH_RUNS=5 BENCH_DIR=/data scripts/bench-remux.sh
 #
-# Each tool runs BENCH_RUNS times (default 3) on a warm page cache; the median is reported.
+# Each tool runs BENCH_RUNS times (default 5) on a warm page cache; the median is reported.
 # "+fsync" rows add an fsync of the output to cat and ffmpeg, because preroll fsyncs its clip
 # (and its directory) before it reports success: that is the like-for-like comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-runs=${BENCH_RUNS:-3}
+runs=${BENCH_RUNS:-5}
 dir=${BENCH_DIR:-target/bench}
 mkdir -p "$dir"
 src="$dir/src-60s.mp4"
@@ -43,8 +43,7 @@ bytes=$(cat "${files[@]}" | wc -c)
 echo "input: ${#segs[@]} segments, $bytes bytes in $hls" >&2
 cat "${files[@]}" > /dev/null # warm the page cache
 
-out="$dir/out.mp4"
-measure() { # name, command...: prints "seconds maxrss_kb" of the median run
+measure() { # name, command...: prints "name seconds maxrss_kb" of the median run
   local name=$1; shift
   local results=()
   for _ in $(seq "$runs"); do
@@ -58,22 +57,35 @@ measure() { # name, command...: prints "seconds maxrss_kb" of the median run
   printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p" | sed "s/^/$name /"
 }
 
-{
+table() { # results file
+  awk -v bytes="$bytes" '
+    { t[$1] = $2; rss[$1] = $3; order[NR] = $1 }
+    END {
+      printf "  %-14s %9s %10s %12s %16s\n", "tool", "seconds", "MB/s", "peak RSS MB", "preroll speed"
+      for (i = 1; i <= NR; i++) {
+        n = order[i]
+        printf "  %-14s %9.2f %10.0f %12.1f %16s\n", n, t[n], bytes / t[n] / 1e6, rss[n] / 1024, \
+          (n == "preroll" ? "-" : sprintf("%.2f x %s", t[n] / t["preroll"], n))
+      }
+    }' "$1"
+}
+
+run_all() { # output directory
+  out="$1/bench-out.mp4"
   measure preroll "$bin" remux "$hls" -o "$out"
   measure cat sh -c 'cat "$@" > '"$out" sh "${files[@]}"
   measure cat+fsync sh -c 'cat "$@" > '"$out"' && sync '"$out" sh "${files[@]}"
-  measure ffmpeg "ffmpeg" -nostdin -v error -i "$hls/index.m3u8" -c copy -f mp4 "$out"
+  measure ffmpeg ffmpeg -nostdin -v error -i "$hls/index.m3u8" -c copy -f mp4 "$out"
   measure ffmpeg+fsync sh -c 'ffmpeg -nostdin -v error -i "$1" -c copy -f mp4 "$2" && sync "$2"' sh "$hls/index.m3u8" "$out"
-} > "$dir/results.txt"
+}
 
-awk -v bytes="$bytes" '
-  { t[$1] = $2; rss[$1] = $3; order[NR] = $1 }
-  END {
-    printf "%-14s %9s %10s %12s %14s\n", "tool", "seconds", "MB/s", "peak RSS MB", "preroll ratio"
-    for (i = 1; i <= NR; i++) {
-      n = order[i]
-      printf "%-14s %9.2f %10.0f %12.1f %14s\n", n, t[n], bytes / t[n] / 1e6, rss[n] / 1024, \
-        (n == "preroll" ? "-" : sprintf("%.2f x", t[n] / t["preroll"]))
-    }
-  }' "$dir/results.txt"
-echo "(ratio = tool time / preroll time: above 1 means preroll is faster; $runs runs each, median; $(nproc) cores, $(uname -r))"
+echo "== clip on disk ($(df --output=fstype "$dir" | tail -1 | tr -d ' ') under $dir): what a user gets =="
+run_all "$dir" > "$dir/results-disk.txt"
+table "$dir/results-disk.txt"
+if [ -d /dev/shm ] && [ "$(df --output=avail -k /dev/shm | tail -1)" -gt $(( bytes / 1024 * 12 / 10 )) ]; then
+  echo "== clip on tmpfs (/dev/shm): the copy path alone, fsync costs nothing there =="
+  run_all /dev/shm > "$dir/results-tmpfs.txt"
+  table "$dir/results-tmpfs.txt"
+fi
+echo "(preroll speed = tool time / preroll time, above 1 = preroll faster; median of $runs runs;"
+echo " input $bytes bytes on a warm page cache; $(nproc) cores; kernel $(uname -r))"

@@ -395,10 +395,8 @@ fn parse_trun(
         } else {
             d.sample_flags
         };
-        if i == 0 {
-            if let Some(ff) = first_flags {
-                sample_flags = ff;
-            }
+        if let (0, Some(ff)) = (i, first_flags) {
+            sample_flags = ff;
         }
         let composition_offset = if flags & TRUN_CTS != 0 {
             let raw = f.u32()?;

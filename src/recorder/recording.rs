@@ -286,10 +286,10 @@ impl Recording {
 
     /// Maps the segment's init onto the clip's tracks, creating them on first use.
     fn map_init(&mut self, segment: &Segment) -> Result<InitMap, RecordError> {
-        if let Some((init, map)) = &self.current_init {
-            if Arc::ptr_eq(init, &segment.init) || **init == *segment.init {
-                return Ok(map.clone());
-            }
+        if let Some((init, map)) = &self.current_init
+            && (Arc::ptr_eq(init, &segment.init) || **init == *segment.init)
+        {
+            return Ok(map.clone());
         }
         let no_video = || RecordError::NoVideo {
             sequence: segment.sequence,

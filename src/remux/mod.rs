@@ -85,12 +85,10 @@ pub fn remux(
                 // A whole fragmented file becomes one segment per fragment, which keeps memory
                 // flat however long it is; an .m4s file or byte range is one segment.
                 let whole_file = *resource == part.init;
-                if whole_file {
-                    if let Err(e) = file.skip_init() {
-                        tracing::warn!("skipping: {e}");
-                        skipped.push(e.to_string());
-                        continue;
-                    }
+                if whole_file && let Err(e) = file.skip_init() {
+                    tracing::warn!("skipping: {e}");
+                    skipped.push(e.to_string());
+                    continue;
                 }
                 loop {
                     let (fragments, at_end) =
