@@ -208,3 +208,77 @@ impl<'a> Iterator for Boxes<'a> {
         Some(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxes(data: &[u8]) -> Vec<Result<(FourCc, u64, usize)>> {
+        Boxes::new(data, 100)
+            .map(|b| b.map(|b| (b.kind, b.offset, b.body.len())))
+            .collect()
+    }
+
+    #[test]
+    fn reads_32_bit_64_bit_and_to_end_sizes() {
+        let mut data = Vec::new();
+        data.extend_from_slice(&[0, 0, 0, 10, b'f', b'r', b'e', b'e', 1, 2]);
+        data.extend_from_slice(&[
+            0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 19, 7, 7, 7,
+        ]);
+        data.extend_from_slice(&[0, 0, 0, 0, b'm', b'd', b'a', b't', 9, 9, 9, 9]);
+        let got = boxes(&data);
+        assert_eq!(
+            got,
+            vec![
+                Ok((FourCc(*b"free"), 100, 2)),
+                Ok((FourCc(*b"mdat"), 110, 3)),
+                Ok((FourCc(*b"mdat"), 129, 4)),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_sizes_are_errors_naming_box_and_offset() {
+        let too_small = [0, 0, 0, 4, b'm', b'o', b'o', b'v'];
+        let e = boxes(&too_small).remove(0).unwrap_err();
+        assert_eq!((e.kind, e.offset), (FourCc(*b"moov"), 100));
+        assert!(e.to_string().starts_with("moov box at byte 100: "), "{e}");
+
+        let past_end = [0, 0, 0, 50, b'm', b'o', b'o', b'f', 0, 0];
+        assert!(
+            boxes(&past_end)[0]
+                .as_ref()
+                .unwrap_err()
+                .problem
+                .contains("past the end")
+        );
+
+        let large_too_small = [0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 8];
+        assert!(boxes(&large_too_small)[0].is_err());
+
+        // A 64-bit size beyond usize or the buffer must not be trusted.
+        let huge = [
+            0, 0, 0, 1, b'm', b'd', b'a', b't', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        assert!(boxes(&huge)[0].is_err());
+
+        let stub = [0, 0, 0];
+        let r = boxes(&stub);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].as_ref()
+                .unwrap_err()
+                .problem
+                .contains("trailing bytes")
+        );
+    }
+
+    #[test]
+    fn iteration_stops_after_the_first_error() {
+        let data = [
+            0, 0, 0, 2, b'b', b'a', b'd', b'!', 0, 0, 0, 8, b'f', b'r', b'e', b'e',
+        ];
+        assert_eq!(boxes(&data).len(), 1);
+    }
+}

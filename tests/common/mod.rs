@@ -295,6 +295,26 @@ impl Probe {
             .collect()
     }
 
+    /// Seconds from the earliest decode time of any stream to the end of the last packet of
+    /// any stream: the length the header should state.
+    pub fn extent(&self) -> f64 {
+        let secs = |p: &Packet, t: i64| {
+            let (n, d) = self.streams[p.stream].time_base;
+            t as f64 * n as f64 / d as f64
+        };
+        let start = self
+            .packets
+            .iter()
+            .map(|p| secs(p, p.dts))
+            .fold(f64::MAX, f64::min);
+        let end = self
+            .packets
+            .iter()
+            .map(|p| secs(p, p.dts + p.duration))
+            .fold(f64::MIN, f64::max);
+        end - start
+    }
+
     /// Seconds from the first decode time to the end of the last packet of a stream.
     pub fn span(&self, stream: usize) -> f64 {
         let p = self.packets_of(stream);
