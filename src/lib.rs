@@ -5,8 +5,12 @@
 //! the one before it only through its output type ([`segment::Segment`] between the segmenter
 //! and everything after it).
 
+pub mod camera;
 pub mod cli;
 pub mod mp4;
 pub mod recorder;
 pub mod remux;
+pub mod ring;
 pub mod segment;
+pub mod segmenter;
+pub mod source;

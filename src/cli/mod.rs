@@ -1,5 +1,6 @@
 //! The command line: a thin shell over the library.
 
+mod record;
 mod remux;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Record a clip from a live source: `lookback` seconds before now plus `duration` after.
+    Record(record::RecordArgs),
     /// Join fMP4 segments (HLS directories or playlists, fragmented MP4 files) into one clip.
     Remux(remux::RemuxArgs),
 }
@@ -31,6 +34,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_json);
     let result = match cli.command {
         Command::Remux(args) => remux::run(args),
+        Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,4 +72,11 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.2} {}", UNITS[u])
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))
 }

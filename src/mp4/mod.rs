@@ -15,6 +15,7 @@ pub mod moov;
 mod orientation;
 pub mod params;
 pub mod reader;
+pub mod samples;
 pub mod write;
 
 pub use error::{Mp4Error, Result};

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod file;
+pub mod live;
 mod recording;
 mod timeline;
 mod tracks;

@@ -1,6 +1,7 @@
 //! The unit the pipeline passes from the segmenter to the ring and on to recordings.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::mp4::{Fragment, InitSegment, TrackKind};
 
@@ -21,6 +22,8 @@ pub struct Segment {
     pub start: u64,
     /// Sum of the video sample durations, in video ticks.
     pub duration: u64,
+    /// When the segment's first frame arrived (live sources); `None` for media read from disk.
+    pub received: Option<Instant>,
 }
 
 impl Segment {
@@ -53,12 +56,19 @@ impl Segment {
             fragments,
             start: start.unwrap_or(0),
             duration,
+            received: None,
         }
     }
 
     /// Ticks per second of `start` and `duration` (the video track's timescale).
     pub fn timescale(&self) -> u32 {
         self.init.video().map_or(1, |t| t.timescale)
+    }
+
+    /// `duration` as time.
+    pub fn duration_time(&self) -> Duration {
+        let ts = u64::from(self.timescale().max(1));
+        Duration::from_nanos((u128::from(self.duration) * 1_000_000_000 / u128::from(ts)) as u64)
     }
 
     /// True when no fragment holds a sample.

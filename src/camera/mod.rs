@@ -1,0 +1,270 @@
+//! A camera: its stream kept flowing into its pre-roll ring, whatever the camera does.
+//!
+//! One task per camera runs source → segmenter → ring. Each (re)connect is a new
+//! `stream_id`; sequence numbers keep increasing across reconnects so recordings can follow
+//! the ring by sequence. Failures are logged with the camera's name and the reason
+//! (credentials redacted), once per change of reason rather than once per retry.
+
+mod backoff;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::ring::{Ring, RingLimits};
+use crate::segment::Segment;
+use crate::segmenter::{HygieneOptions, Segmenter, SegmenterOptions};
+use crate::source::{
+    RtspOptions, Source, SourceError, SourceErrorKind, SourceEvent, SourceSpec, TrackParams,
+};
+
+pub use backoff::{Backoff, BackoffOptions};
+
+#[derive(Debug, Clone)]
+pub struct CameraOptions {
+    pub name: String,
+    pub source: SourceSpec,
+    pub rtsp: RtspOptions,
+    pub ring: RingLimits,
+    pub segmenter: SegmenterOptions,
+    pub hygiene: HygieneOptions,
+    pub backoff: BackoffOptions,
+}
+
+impl CameraOptions {
+    pub fn new(name: &str, source: SourceSpec) -> Self {
+        CameraOptions {
+            name: name.to_owned(),
+            source,
+            rtsp: RtspOptions::default(),
+            ring: RingLimits::default(),
+            segmenter: SegmenterOptions::default(),
+            hygiene: HygieneOptions::default(),
+            backoff: BackoffOptions::default(),
+        }
+    }
+}
+
+/// What a camera is doing, for status lines and the API.
+#[derive(Debug, Clone, Default)]
+pub struct CameraStatus {
+    pub connected: bool,
+    pub stream_id: u64,
+    /// Connections after the first.
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+    pub params: Vec<TrackParams>,
+    /// A finite source (a file played once) has ended: nothing more will come.
+    pub ended: bool,
+    pub frames: u64,
+    pub bytes: u64,
+    pub dropped_frames: u64,
+    /// Where each stream joined: sequence of its first segment.
+    pub stream_starts: Vec<(u64, u64)>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    ring: Mutex<Ring>,
+    status: Mutex<CameraStatus>,
+    /// The newest sequence in the ring; bumped (also without a new segment) on status changes
+    /// that waiting recordings care about (ended).
+    updates: watch::Sender<u64>,
+}
+
+/// A running camera. Dropping it stops its task.
+#[derive(Debug)]
+pub struct Camera {
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves the data as consistent as our short
+    // critical sections make it; keep serving rather than cascade.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Camera {
+    /// Starts ingesting in the background (needs a tokio runtime).
+    pub fn spawn(options: CameraOptions) -> Camera {
+        let (updates, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            name: options.name.clone(),
+            ring: Mutex::new(Ring::new(options.ring)),
+            status: Mutex::new(CameraStatus::default()),
+            updates,
+        });
+        let task = tokio::spawn(run(shared.clone(), options));
+        Camera { shared, task }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn ring(&self) -> MutexGuard<'_, Ring> {
+        lock(&self.shared.ring)
+    }
+
+    pub fn status(&self) -> CameraStatus {
+        lock(&self.shared.status).clone()
+    }
+
+    /// Wakes on every new segment (and when the source ends).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.updates.subscribe()
+    }
+}
+
+async fn run(shared: Arc<Shared>, options: CameraOptions) {
+    let mut backoff = Backoff::new(options.backoff, seed());
+    let mut next_sequence = 1u64;
+    let mut stream_id = 0u64;
+    let mut last_reason: Option<String> = None;
+    let mut failures = 0u64;
+    loop {
+        stream_id += 1;
+        let started = Instant::now();
+        let result = run_stream(&shared, &options, stream_id, &mut next_sequence).await;
+        {
+            let mut st = lock(&shared.status);
+            st.connected = false;
+        }
+        backoff.connection_lasted(started.elapsed());
+        let error = match result {
+            Ok(()) if options.source.is_finite() => {
+                tracing::info!(camera = %shared.name, "source ended");
+                lock(&shared.status).ended = true;
+                shared.updates.send_modify(|_| {});
+                return;
+            }
+            Ok(()) => SourceError::new(SourceErrorKind::Protocol, "the stream ended"),
+            Err(e) => e,
+        };
+        failures += 1;
+        let reason = error.to_string();
+        if last_reason.as_deref() != Some(reason.as_str()) {
+            tracing::warn!(camera = %shared.name, source = %options.source.display(), "{reason}");
+        } else {
+            tracing::debug!(camera = %shared.name, failures, "{reason}");
+        }
+        lock(&shared.status).last_error = Some(reason.clone());
+        last_reason = Some(reason);
+        tokio::time::sleep(backoff.next_delay(error.is_persistent())).await;
+    }
+}
+
+/// One connection: open, stream until it ends or fails, and flush what it held.
+async fn run_stream(
+    shared: &Shared,
+    options: &CameraOptions,
+    stream_id: u64,
+    next_sequence: &mut u64,
+) -> Result<(), SourceError> {
+    let mut source = options.source.open(&options.name, &options.rtsp).await?;
+    {
+        let mut st = lock(&shared.status);
+        st.connected = true;
+        if st.stream_id > 0 {
+            st.reconnects += 1;
+            tracing::info!(camera = %shared.name, stream_id, "reconnected");
+        }
+        st.stream_id = stream_id;
+        st.last_error = None;
+    }
+    let mut segmenter = Segmenter::new(
+        stream_id,
+        *next_sequence,
+        options.segmenter.clone(),
+        options.hygiene.clone(),
+    );
+    let result = loop {
+        let event = match source.next().await {
+            Ok(Some(e)) => e,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        match event {
+            SourceEvent::Params(params) => {
+                lock(&shared.status).params = params.clone();
+                match segmenter.set_params(params) {
+                    Ok(closed) => publish(shared, closed),
+                    Err(e) => {
+                        break Err(SourceError::new(
+                            SourceErrorKind::Unsupported,
+                            format!("track parameters: {e}"),
+                        ));
+                    }
+                }
+            }
+            SourceEvent::Frame(frame) => {
+                {
+                    let mut st = lock(&shared.status);
+                    st.frames += 1;
+                    st.bytes += frame.data.len() as u64;
+                }
+                match segmenter.push(frame) {
+                    Ok(segments) => segments.into_iter().for_each(|s| publish(shared, Some(s))),
+                    Err(e) => {
+                        break Err(SourceError::new(SourceErrorKind::Protocol, e.to_string()));
+                    }
+                }
+            }
+        }
+    };
+    for s in segmenter.finish() {
+        publish(shared, Some(s));
+    }
+    lock(&shared.status).dropped_frames += segmenter.dropped().total();
+    *next_sequence = segmenter.next_sequence();
+    result
+}
+
+fn publish(shared: &Shared, segment: Option<Segment>) {
+    let Some(segment) = segment else { return };
+    let sequence = segment.sequence;
+    {
+        let mut st = lock(&shared.status);
+        if st
+            .stream_starts
+            .last()
+            .is_none_or(|(id, _)| *id != segment.stream_id)
+        {
+            st.stream_starts.push((segment.stream_id, sequence));
+        }
+    }
+    lock(&shared.ring).push(Arc::new(segment));
+    shared.updates.send_replace(sequence);
+}
+
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
+/// Waits until the camera's ring holds `lookback` of video, the source ends, or `limit`
+/// passes. Returns how much the ring holds.
+pub async fn wait_for_preroll(camera: &Camera, lookback: Duration, limit: Duration) -> Duration {
+    let mut updates = camera.subscribe();
+    let deadline = Instant::now() + limit;
+    loop {
+        let held = camera.ring().duration();
+        if held >= lookback || camera.status().ended {
+            return held;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || tokio::time::timeout(left, updates.changed()).await.is_err() {
+            return camera.ring().duration();
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The pre-roll ring: the last seconds of one stream, as shared segments.
+//!
+//! Bounded by seconds of video and by bytes; the oldest segments go first. Recordings take
+//! `Arc`s of the segments they need, so nothing is copied per consumer, and a segment leaves
+//! memory when the ring and every recording holding it have let go.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::segment::Segment;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingLimits {
+    /// Keep at least this much video (when the bytes allow): the longest lookback served.
+    pub seconds: Duration,
+    /// Never hold more media than this.
+    pub bytes: u64,
+}
+
+impl Default for RingLimits {
+    fn default() -> Self {
+        RingLimits {
+            seconds: Duration::from_secs(10),
+            bytes: 64 << 20,
+        }
+    }
+}
+
+/// What a lookback request got.
+#[derive(Debug, Clone)]
+pub struct Lookback {
+    pub segments: Vec<Arc<Segment>>,
+    /// From the first segment's start to the trigger: the pre-roll actually captured.
+    pub achieved: Duration,
+}
+
+#[derive(Debug)]
+pub struct Ring {
+    limits: RingLimits,
+    segments: VecDeque<Arc<Segment>>,
+    bytes: u64,
+    video: Duration,
+    evicted: u64,
+}
+
+impl Ring {
+    pub fn new(limits: RingLimits) -> Self {
+        Ring {
+            limits,
+            segments: VecDeque::new(),
+            bytes: 0,
+            video: Duration::ZERO,
+            evicted: 0,
+        }
+    }
+
+    pub fn limits(&self) -> RingLimits {
+        self.limits
+    }
+
+    /// Adds the newest segment and drops the oldest ones the limits no longer cover.
+    pub fn push(&mut self, segment: Arc<Segment>) {
+        self.bytes += segment.media_bytes();
+        self.video += segment.duration_time();
+        self.segments.push_back(segment);
+        while let Some(oldest) = self.segments.front() {
+            let over_bytes = self.bytes > self.limits.bytes;
+            // Drop the oldest only while what remains still covers the seconds limit.
+            let over_time =
+                self.video.saturating_sub(oldest.duration_time()) >= self.limits.seconds;
+            if !(over_bytes || over_time) || self.segments.len() == 1 && !over_bytes {
+                break;
+            }
+            self.bytes -= oldest.media_bytes();
+            self.video = self.video.saturating_sub(oldest.duration_time());
+            self.segments.pop_front();
+            self.evicted += 1;
+        }
+    }
+
+    /// Seconds of video held.
+    pub fn duration(&self) -> Duration {
+        self.video
+    }
+
+    /// Bytes of media held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Segments dropped so far to respect the limits.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    pub fn newest_sequence(&self) -> Option<u64> {
+        self.segments.back().map(|s| s.sequence)
+    }
+
+    /// The segments for a clip triggered at `trigger` with `lookback` of pre-roll: from the
+    /// newest segment starting at or before `trigger - lookback` (or the oldest held, if the
+    /// ring does not reach that far) to the newest. Every segment starts with a keyframe, so
+    /// the clip starts at the newest keyframe at or before the requested point.
+    pub fn lookback(&self, trigger: Instant, lookback: Duration) -> Lookback {
+        let wanted = trigger.checked_sub(lookback);
+        let start_of = |s: &Segment| s.received;
+        let mut first = 0;
+        if let Some(wanted) = wanted {
+            for (i, s) in self.segments.iter().enumerate() {
+                match start_of(s) {
+                    Some(t) if t <= wanted => first = i,
+                    _ => break,
+                }
+            }
+        }
+        let segments: Vec<Arc<Segment>> = self.segments.iter().skip(first).cloned().collect();
+        let achieved = segments
+            .first()
+            .and_then(|s| s.received)
+            .map_or(Duration::ZERO, |t| trigger.saturating_duration_since(t));
+        Lookback { segments, achieved }
+    }
+
+    /// Segments newer than `sequence`, oldest first.
+    pub fn since(&self, sequence: u64) -> Vec<Arc<Segment>> {
+        self.segments
+            .iter()
+            .filter(|s| s.sequence > sequence)
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,317 @@
+//! The segmenter stage: frames → [`Segment`]s, cut on video keyframes.
+//!
+//! Frames first pass [`Hygiene`]; then each becomes a sample once the next frame of its track
+//! gives its duration. A segment closes when a video keyframe arrives and the segment holds at
+//! least the minimum duration (default: every keyframe, so pre-roll is as fine as the camera's
+//! GOP). Each segment is one fragment: a video run and an audio run over one shared payload.
+//! The init is built once per stream (and again when parameters change) and shared.
+
+mod adts;
+mod hygiene;
+mod reorder;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::mp4::fragment::SAMPLE_NON_SYNC;
+use crate::mp4::moov::{MovieSpec, TrackSpec, write_init};
+use crate::mp4::{
+    Fragment, InitSegment, Matrix, MediaData, Mp4Error, Sample, SampleRun, TrackFragment, TrackKind,
+};
+use crate::segment::Segment;
+use crate::source::{Frame, TrackParams};
+
+pub use adts::strip_adts;
+pub use hygiene::{Dropped, Hygiene, HygieneError, HygieneOptions};
+
+/// `sample_depends_on = 2`: an independently decodable sample.
+const SYNC_FLAGS: u32 = 0x0200_0000;
+/// `sample_depends_on = 1` + non-sync.
+const NON_SYNC_FLAGS: u32 = 0x0100_0000 | SAMPLE_NON_SYNC;
+/// Language code "und" packed as in `mdhd`.
+const UNDETERMINED: u16 = 0x55c4;
+/// Decode times are offset by this much so that samples slightly before a stream's first
+/// timestamp (audio around the first keyframe) still have a non-negative `tfdt`.
+const HEADROOM: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default)]
+pub struct SegmenterOptions {
+    /// A segment closes at the first keyframe after it holds this much video.
+    pub min_duration: Duration,
+}
+
+/// Media of the segment being built.
+#[derive(Debug, Default)]
+struct Building {
+    /// Per track: samples and their bytes, in decode order.
+    samples: Vec<Vec<(Sample, Bytes)>>,
+    first_dts: Vec<Option<i64>>,
+    received: Option<Instant>,
+    video_ticks: u64,
+}
+
+#[derive(Debug)]
+pub struct Segmenter {
+    stream_id: u64,
+    next_sequence: u64,
+    options: SegmenterOptions,
+    hygiene: Hygiene,
+    params: Vec<TrackParams>,
+    init: Option<Arc<InitSegment>>,
+    video: Option<usize>,
+    /// Per track, the frame waiting for the next one to know its duration.
+    pending: Vec<Option<Frame>>,
+    /// Per track, the last known duration (used for the final frame).
+    last_duration: Vec<u32>,
+    current: Building,
+}
+
+impl Segmenter {
+    /// A segmenter for one connection (`stream_id`); its segments are numbered from
+    /// `next_sequence` on.
+    pub fn new(
+        stream_id: u64,
+        next_sequence: u64,
+        options: SegmenterOptions,
+        hygiene: HygieneOptions,
+    ) -> Self {
+        Segmenter {
+            stream_id,
+            next_sequence,
+            options,
+            hygiene: Hygiene::new(hygiene),
+            params: Vec::new(),
+            init: None,
+            video: None,
+            pending: Vec::new(),
+            last_duration: Vec::new(),
+            current: Building::default(),
+        }
+    }
+
+    /// The sequence number the next segment will get.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    pub fn dropped(&self) -> Dropped {
+        self.hygiene.dropped
+    }
+
+    pub fn params(&self) -> &[TrackParams] {
+        &self.params
+    }
+
+    /// New track parameters. If they differ from the current ones, the segment in progress
+    /// is closed (it belongs to the old init) and returned.
+    pub fn set_params(&mut self, params: Vec<TrackParams>) -> Result<Option<Segment>, Mp4Error> {
+        if params == self.params {
+            return Ok(None);
+        }
+        let closed = if self.init.is_some() {
+            self.close_all()
+        } else {
+            None
+        };
+        self.init = Some(Arc::new(build_init(&params)?));
+        self.video = params.iter().position(|p| p.kind == TrackKind::Video);
+        self.hygiene.set_params(&params);
+        self.pending = vec![None; params.len()];
+        self.last_duration = vec![0; params.len()];
+        self.current = Building::new(params.len());
+        self.params = params;
+        Ok(closed)
+    }
+
+    /// Takes one frame; returns any segment it completed.
+    pub fn push(&mut self, frame: Frame) -> Result<Vec<Segment>, HygieneError> {
+        if self.init.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for f in self.hygiene.push(frame)? {
+            if let Some(s) = self.take(f) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends the stream: everything held goes out, the remainder as the last segment.
+    pub fn finish(&mut self) -> Vec<Segment> {
+        let held = self.hygiene.flush();
+        let mut out: Vec<Segment> = held.into_iter().filter_map(|f| self.take(f)).collect();
+        out.extend(self.close_all());
+        out
+    }
+
+    fn take(&mut self, frame: Frame) -> Option<Segment> {
+        let track = frame.track;
+        let dts = frame.dts.unwrap_or(0);
+        if let Some(prev) = self.pending.get_mut(track).and_then(Option::take) {
+            let fallback = prev.duration.unwrap_or(self.last_duration[track]);
+            let derived = dts - prev.dts.unwrap_or(0);
+            let d = u32::try_from(derived)
+                .ok()
+                .filter(|&d| d > 0)
+                .unwrap_or(fallback.max(1));
+            self.last_duration[track] = d;
+            self.add(prev, d);
+        }
+        let mut closed = None;
+        let is_video = Some(track) == self.video;
+        if is_video && frame.keyframe {
+            let min = ticks(self.options.min_duration, self.params[track].timescale);
+            if self.current.video_ticks > 0 && self.current.video_ticks >= min {
+                closed = self.close();
+            }
+        }
+        if let Some(slot) = self.pending.get_mut(track) {
+            *slot = Some(frame);
+        }
+        closed
+    }
+
+    fn add(&mut self, frame: Frame, duration: u32) {
+        let t = frame.track;
+        let is_video = Some(t) == self.video;
+        let (Some(dts), Some(pts)) = (frame.dts, frame.pts) else {
+            return;
+        };
+        let flags = if !is_video || frame.keyframe {
+            SYNC_FLAGS
+        } else {
+            NON_SYNC_FLAGS
+        };
+        let Ok(composition_offset) = i32::try_from(pts - dts) else {
+            return;
+        };
+        let Ok(size) = u32::try_from(frame.data.len()) else {
+            return;
+        };
+        if is_video {
+            if self.current.received.is_none() {
+                self.current.received = Some(frame.received);
+            }
+            self.current.video_ticks += u64::from(duration);
+        }
+        self.current.first_dts[t].get_or_insert(dts);
+        self.current.samples[t].push((
+            Sample {
+                duration,
+                size,
+                flags,
+                composition_offset,
+            },
+            frame.data,
+        ));
+    }
+
+    /// Closes the current segment, keeping pending frames for the next.
+    fn close(&mut self) -> Option<Segment> {
+        let building = std::mem::replace(&mut self.current, Building::new(self.params.len()));
+        self.build(building)
+    }
+
+    /// Adds every pending frame (with its last known duration) and closes.
+    fn close_all(&mut self) -> Option<Segment> {
+        for t in 0..self.pending.len() {
+            if let Some(f) = self.pending[t].take() {
+                let d = f.duration.unwrap_or(self.last_duration[t]).max(1);
+                self.add(f, d);
+            }
+        }
+        self.close()
+    }
+
+    fn build(&mut self, b: Building) -> Option<Segment> {
+        let init = self.init.clone()?;
+        if b.samples.iter().all(Vec::is_empty) {
+            return None;
+        }
+        let mut payload =
+            BytesMut::with_capacity(b.samples.iter().flatten().map(|(_, d)| d.len()).sum());
+        let mut tracks = Vec::new();
+        for (t, samples) in b.samples.into_iter().enumerate() {
+            let Some(first) = b.first_dts[t] else {
+                continue;
+            };
+            let headroom = i64::try_from(ticks(HEADROOM, self.params[t].timescale)).unwrap_or(0);
+            let Ok(base) = u64::try_from(first + headroom) else {
+                continue;
+            };
+            let data_offset = payload.len() as u64;
+            let mut run = Vec::with_capacity(samples.len());
+            for (s, data) in samples {
+                payload.extend_from_slice(&data);
+                run.push(s);
+            }
+            tracks.push(TrackFragment {
+                track_id: t as u32 + 1,
+                sample_description_index: 1,
+                base_decode_time: Some(base),
+                runs: vec![SampleRun {
+                    data_offset,
+                    samples: run,
+                }],
+            });
+        }
+        let fragment = Fragment {
+            sequence: self.next_sequence as u32,
+            tracks,
+            data: MediaData::Memory(payload.freeze()),
+        };
+        let mut segment = Segment::new(self.next_sequence, self.stream_id, init, vec![fragment]);
+        segment.received = b.received;
+        self.next_sequence += 1;
+        Some(segment)
+    }
+}
+
+impl Building {
+    fn new(tracks: usize) -> Self {
+        Building {
+            samples: vec![Vec::new(); tracks],
+            first_dts: vec![None; tracks],
+            received: None,
+            video_ticks: 0,
+        }
+    }
+}
+
+fn ticks(d: Duration, timescale: u32) -> u64 {
+    (d.as_nanos() * u128::from(timescale) / 1_000_000_000) as u64
+}
+
+/// The init segment for a stream's tracks (track ids 1, 2, … in order).
+pub fn build_init(params: &[TrackParams]) -> Result<InitSegment, Mp4Error> {
+    let tracks: Vec<TrackSpec> = params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| TrackSpec {
+            track_id: i as u32 + 1,
+            kind: p.kind,
+            timescale: p.timescale,
+            language: UNDETERMINED,
+            width: p.width,
+            height: p.height,
+            matrix: Matrix::IDENTITY,
+            duration: 0,
+            sample_entries: vec![p.sample_entry.clone()],
+        })
+        .collect();
+    let timescale = params
+        .iter()
+        .find(|p| p.kind == TrackKind::Video)
+        .map_or(1000, |p| p.timescale);
+    let bytes = write_init(&MovieSpec {
+        timescale,
+        duration: 0,
+        creation_time: 0,
+        fragment_duration: None,
+        tracks,
+    });
+    InitSegment::parse(Bytes::from(bytes), 0)
+}

@@ -1,0 +1,352 @@
+//! RTSP cameras, through retina: TCP interleaved by default, UDP on request; credentials from
+//! the URL (basic and digest are negotiated by retina); every wait bounded by a timeout.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use retina::client::{
+    Credentials, Demuxed, InitialTimestampPolicy, PlayOptions, Session, SessionOptions,
+    SetupOptions,
+};
+use retina::codec::{CodecItem, ParametersRef};
+
+use crate::mp4::{Codec, TrackKind};
+
+use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, redact_url};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            other => Err(format!("transport {other:?} is not tcp or udp")),
+        }
+    }
+}
+
+/// Connection settings for one camera.
+#[derive(Debug, Clone)]
+pub struct RtspOptions {
+    pub transport: Transport,
+    /// Bound on TCP connect plus DESCRIBE, SETUP and PLAY.
+    pub connect_timeout: Duration,
+    /// A stream that delivers no frame for this long is dropped (and reconnected).
+    pub stall_timeout: Duration,
+}
+
+impl Default for RtspOptions {
+    fn default() -> Self {
+        RtspOptions {
+            transport: Transport::Tcp,
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One selected RTSP stream: its index in the session and in our params.
+#[derive(Debug, Clone, Copy)]
+struct Selected {
+    session_index: usize,
+    kind: TrackKind,
+}
+
+pub struct RtspSource {
+    url_shown: String,
+    demuxed: Demuxed,
+    selected: Vec<Selected>,
+    params: Vec<TrackParams>,
+    pending: Option<SourceEvent>,
+    stall_timeout: Duration,
+}
+
+impl std::fmt::Debug for RtspSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtspSource")
+            .field("url", &self.url_shown)
+            .finish()
+    }
+}
+
+/// Classifies a retina error by what a user can do about it.
+fn classify(e: &retina::Error, shown_url: &str) -> SourceError {
+    let text = redact_url(&e.to_string());
+    let kind =
+        if text.contains("401") || text.contains("Unauthorized") || text.contains("authentication")
+        {
+            SourceErrorKind::Auth
+        } else if text.contains("Connection refused")
+            || text.contains("connect")
+            || text.contains("resolve")
+            || text.contains("unreachable")
+        {
+            SourceErrorKind::Connect
+        } else {
+            SourceErrorKind::Protocol
+        };
+    SourceError::new(kind, format!("{shown_url}: {text}"))
+}
+
+fn params_of(
+    p: ParametersRef<'_>,
+    kind: TrackKind,
+    clock_rate: u32,
+) -> Result<TrackParams, String> {
+    match p {
+        ParametersRef::Video(v) => {
+            let codec = if v.rfc6381_codec().starts_with("avc") {
+                Codec::H264
+            } else {
+                Codec::H265
+            };
+            let entry = v.mp4_sample_entry().build().map_err(|e| e.to_string())?;
+            let (width, height) = v.pixel_dimensions();
+            Ok(TrackParams {
+                kind,
+                codec,
+                timescale: clock_rate,
+                sample_entry: Bytes::from(entry),
+                width,
+                height,
+            })
+        }
+        ParametersRef::Audio(a) => {
+            let entry = a.mp4_sample_entry().build().map_err(|e| e.to_string())?;
+            Ok(TrackParams {
+                kind,
+                codec: Codec::Aac,
+                timescale: a.clock_rate(),
+                sample_entry: Bytes::from(entry),
+                width: 0,
+                height: 0,
+            })
+        }
+        ParametersRef::Message(_) => Err("not a media stream".into()),
+    }
+}
+
+impl RtspSource {
+    /// Connects: DESCRIBE, SETUP of the first H.264/H.265 video stream and the first AAC
+    /// audio stream, PLAY. Other audio codecs are reported once and left out.
+    pub async fn connect(
+        url: &str,
+        camera: &str,
+        options: &RtspOptions,
+    ) -> Result<RtspSource, SourceError> {
+        let shown = redact_url(url);
+        let mut parsed = url::Url::parse(url).map_err(|e| {
+            SourceError::new(
+                SourceErrorKind::Unsupported,
+                format!("{shown}: not a URL: {e}"),
+            )
+        })?;
+        let creds = if parsed.username().is_empty() {
+            None
+        } else {
+            let c = Credentials {
+                username: percent_decode(parsed.username()),
+                password: percent_decode(parsed.password().unwrap_or("")),
+            };
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            Some(c)
+        };
+        let setup = async {
+            let session_options = SessionOptions::default()
+                .creds(creds)
+                .user_agent("preroll".into());
+            let mut session = Session::describe(parsed, session_options)
+                .await
+                .map_err(|e| classify(&e, &shown))?;
+            let mut selected = Vec::new();
+            let mut video = None;
+            let mut audio = None;
+            for (i, s) in session.streams().iter().enumerate() {
+                let enc = s.encoding_name().to_ascii_lowercase();
+                match s.media() {
+                    "video" if video.is_none() && (enc == "h264" || enc == "h265") => {
+                        video = Some(i)
+                    }
+                    "audio" if audio.is_none() && enc == "mpeg4-generic" => audio = Some(i),
+                    "audio" if audio.is_none() => {
+                        tracing::warn!(
+                            camera,
+                            "audio codec {enc} cannot go into MP4 clips; recording video only"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            let Some(video) = video else {
+                return Err(SourceError::new(
+                    SourceErrorKind::Unsupported,
+                    format!("{shown}: no H.264 or H.265 video stream"),
+                ));
+            };
+            for (i, kind) in [(Some(video), TrackKind::Video), (audio, TrackKind::Audio)] {
+                let Some(i) = i else { continue };
+                let transport = match options.transport {
+                    Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
+                    Transport::Udp => retina::client::Transport::Udp(Default::default()),
+                };
+                session
+                    .setup(i, SetupOptions::default().transport(transport))
+                    .await
+                    .map_err(|e| classify(&e, &shown))?;
+                selected.push(Selected {
+                    session_index: i,
+                    kind,
+                });
+            }
+            let playing = session
+                .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+                .await
+                .map_err(|e| classify(&e, &shown))?;
+            let demuxed = playing.demuxed().map_err(|e| classify(&e, &shown))?;
+            Ok::<_, SourceError>((demuxed, selected))
+        };
+        let (demuxed, selected) = tokio::time::timeout(options.connect_timeout, setup)
+            .await
+            .map_err(|_| {
+                SourceError::new(
+                    SourceErrorKind::Timeout,
+                    format!(
+                        "{shown}: no answer to connect/DESCRIBE/SETUP/PLAY within {:?}",
+                        options.connect_timeout
+                    ),
+                )
+            })??;
+        let mut source = RtspSource {
+            url_shown: shown,
+            demuxed,
+            selected,
+            params: Vec::new(),
+            pending: None,
+            stall_timeout: options.stall_timeout,
+        };
+        source.refresh_params();
+        Ok(source)
+    }
+
+    /// Re-reads the parameters of every selected stream; returns true if they changed.
+    fn refresh_params(&mut self) -> bool {
+        let streams = self.demuxed.streams();
+        let mut params = Vec::new();
+        for s in &self.selected {
+            let stream = &streams[s.session_index];
+            match stream.parameters() {
+                Some(p) => match params_of(p, s.kind, stream.clock_rate_hz()) {
+                    Ok(p) => params.push(p),
+                    Err(e) => {
+                        tracing::debug!(url = %self.url_shown, "stream {}: {e}", s.session_index);
+                        return false;
+                    }
+                },
+                // Parameters not known yet (they come with the first keyframe).
+                None => return false,
+            }
+        }
+        if params != self.params {
+            self.params = params;
+            return true;
+        }
+        false
+    }
+}
+
+/// `%40` → `@` in URL user info.
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Source for RtspSource {
+    async fn next(&mut self) -> Result<Option<SourceEvent>, SourceError> {
+        if let Some(e) = self.pending.take() {
+            return Ok(Some(e));
+        }
+        loop {
+            let item = tokio::time::timeout(self.stall_timeout, self.demuxed.next())
+                .await
+                .map_err(|_| {
+                    SourceError::new(
+                        SourceErrorKind::Stalled,
+                        format!("{}: no frame for {:?}", self.url_shown, self.stall_timeout),
+                    )
+                })?;
+            let item = match item {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(classify(&e, &self.url_shown)),
+                Some(Ok(item)) => item,
+            };
+            let received = Instant::now();
+            let (stream_id, timestamp, keyframe, new_params, data) = match item {
+                CodecItem::VideoFrame(f) => {
+                    let head = (
+                        f.stream_id(),
+                        f.timestamp(),
+                        f.is_random_access_point(),
+                        f.has_new_parameters(),
+                    );
+                    (head.0, head.1, head.2, head.3, Bytes::from(f.into_data()))
+                }
+                CodecItem::AudioFrame(f) => (
+                    f.stream_id(),
+                    f.timestamp(),
+                    true,
+                    false,
+                    Bytes::copy_from_slice(f.data()),
+                ),
+                _ => continue,
+            };
+            let Some(track) = self
+                .selected
+                .iter()
+                .position(|s| s.session_index == stream_id)
+            else {
+                continue;
+            };
+            let frame = Frame {
+                track,
+                pts: Some(timestamp.elapsed()),
+                dts: None,
+                duration: None,
+                keyframe,
+                data,
+                received,
+            };
+            if (new_params || self.params.is_empty()) && self.refresh_params() {
+                self.pending = Some(SourceEvent::Frame(frame));
+                return Ok(Some(SourceEvent::Params(self.params.clone())));
+            }
+            if self.params.is_empty() {
+                // Nothing can be segmented before the parameters are known.
+                continue;
+            }
+            return Ok(Some(SourceEvent::Frame(frame)));
+        }
+    }
+}
