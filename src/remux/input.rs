@@ -323,18 +323,26 @@ impl BoxFile {
     /// position after it.
     pub fn read_init(&mut self) -> Result<InitSegment, InputError> {
         let start = self.pos;
+        let mut mdat_before_moov = false;
         while let Some((h, size)) = self.next_header()? {
-            if h.kind == MOOF || h.kind == MDAT {
+            if h.kind == MOOF {
                 break;
             }
             if h.kind == MOOV {
-                // ftyp and anything before moov are small; read them with it.
-                let whole = BoxHeader { offset: start, ..h };
-                let raw = self.read_box(&whole, h.offset + size - start)?;
+                // Usually ftyp and moov are adjacent and small: read them together. A
+                // progressive file may put its mdat first; then the moov is read alone.
+                let raw_start = if mdat_before_moov { h.offset } else { start };
+                let whole = BoxHeader {
+                    offset: raw_start,
+                    ..h
+                };
+                let raw = self.read_box(&whole, h.offset + size - raw_start)?;
                 self.pos = h.offset + size;
-                return InitSegment::parse(raw, start).map_err(|e| self.err(e.to_string()));
+                return InitSegment::parse(raw, raw_start).map_err(|e| self.err(e.to_string()));
             }
-            if h.kind != FTYP && size > MAX_HEADER_BOX {
+            if h.kind == MDAT {
+                mdat_before_moov = true;
+            } else if h.kind != FTYP && size > MAX_HEADER_BOX {
                 return Err(self.err(format!(
                     "{} box at byte {} before the moov is {size} bytes",
                     h.kind, h.offset

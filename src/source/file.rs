@@ -23,13 +23,17 @@ pub enum Pace {
     Fast,
 }
 
-/// Where the fragments come from.
+/// Where the frames come from.
 #[derive(Debug)]
 enum Media {
     /// Parsed fragments held in memory (the demo), replayed from `next` on.
     Memory { all: Vec<Fragment>, next: usize },
     /// A fragmented file read one fragment at a time.
     File { path: PathBuf, file: BoxFile },
+    /// A progressive MP4: a reader thread walks its sample tables (see [`progressive`]).
+    Progressive {
+        frames: tokio::sync::mpsc::Receiver<Result<Frame, SourceError>>,
+    },
 }
 
 /// A selected input track: its id in the file and its index in our params.
@@ -67,7 +71,15 @@ pub struct FileSource {
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
-    SourceError::new(SourceErrorKind::Io, format!("{}: {e}", path.display()))
+    let text = e.to_string();
+    let shown = path.display().to_string();
+    // Errors from the box reader already start with the path.
+    let message = if text.starts_with(&shown) {
+        text
+    } else {
+        format!("{shown}: {text}")
+    };
+    SourceError::new(SourceErrorKind::Io, message)
 }
 
 impl FileSource {
@@ -80,6 +92,41 @@ impl FileSource {
         };
         let mut file = BoxFile::open(&whole).map_err(|e| io_err(path, e))?;
         let init = file.read_init().map_err(|e| io_err(path, e))?;
+        let tables = progressive::tables(&init).map_err(|e| io_err(path, e))?;
+        if tables.iter().any(|t| !t.is_empty()) {
+            // Placeholder; the reader starts once the tracks are selected.
+            let (_, frames) = tokio::sync::mpsc::channel(1);
+            let mut source = Self::new(
+                path.display().to_string(),
+                init,
+                Media::Progressive { frames },
+                pace,
+                looping,
+            )?;
+            let selected: Vec<progressive::TrackPlan> = source
+                .selected
+                .iter()
+                .enumerate()
+                .filter_map(|(index, s)| {
+                    let pos = source
+                        .init
+                        .tracks
+                        .iter()
+                        .position(|t| t.track_id == s.track_id)?;
+                    Some(progressive::TrackPlan {
+                        index,
+                        table: tables.get(pos)?.clone(),
+                        edit_adjust: s.edit_adjust,
+                        timescale: s.timescale,
+                    })
+                })
+                .collect();
+            let std_file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+            source.media = Media::Progressive {
+                frames: progressive::spawn(path.to_owned(), std_file, selected, looping),
+            };
+            return Ok(source);
+        }
         let media = Media::File {
             path: path.to_owned(),
             file,
@@ -188,6 +235,7 @@ impl FileSource {
             Media::File { path, file } => {
                 file.next_fragment(&self.init).map_err(|e| io_err(path, e))
             }
+            Media::Progressive { .. } => Ok(None),
         }
     }
 
@@ -232,6 +280,8 @@ impl FileSource {
                 f.read_init().map_err(|e| io_err(path, e))?;
                 *file = f;
             }
+            // The reader thread loops by itself.
+            Media::Progressive { .. } => {}
         }
         Ok(())
     }
@@ -304,15 +354,162 @@ impl FileSource {
             (i128::from(x) * i128::from(ts[b.track]))
                 .cmp(&(i128::from(y) * i128::from(ts[a.track])))
         });
-        for mut f in frames {
-            let media_ns =
-                i128::from(f.dts.unwrap_or(0)) * 1_000_000_000 / i128::from(ts[f.track].max(1));
-            let first = *self.first_media_ns.get_or_insert(media_ns);
-            let offset = Duration::from_nanos(u64::try_from(media_ns - first).unwrap_or(0));
-            f.received = self.start + offset;
-            self.queue.push_back(f);
+        for f in frames {
+            self.enqueue(f);
         }
         Ok(())
+    }
+
+    /// Queues a frame, stamped with when a camera would have sent it.
+    fn enqueue(&mut self, mut f: Frame) {
+        let ts = self.selected.get(f.track).map_or(1, |s| s.timescale.max(1));
+        let media_ns = i128::from(f.dts.unwrap_or(0)) * 1_000_000_000 / i128::from(ts);
+        let first = *self.first_media_ns.get_or_insert(media_ns);
+        let offset = Duration::from_nanos(u64::try_from(media_ns - first).unwrap_or(0));
+        f.received = self.start + offset;
+        self.queue.push_back(f);
+    }
+}
+
+mod progressive {
+    //! Reading a progressive MP4 frame by frame on a thread of its own: the sample tables are
+    //! walked in decode order per track, tracks merged by time, each sample read at its
+    //! offset. A bounded channel keeps the reader only a few frames ahead.
+
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use crate::mp4::kinds::{MOOV, TRAK};
+    use crate::mp4::samples::SampleTable;
+    use crate::mp4::{Boxes, InitSegment, Mp4Error};
+    use crate::source::{Frame, SourceError, SourceErrorKind};
+
+    /// Frames the reader may run ahead of the consumer.
+    const AHEAD: usize = 64;
+
+    #[derive(Debug, Clone)]
+    pub struct TrackPlan {
+        /// The track's index in the source's params.
+        pub index: usize,
+        pub table: SampleTable,
+        pub edit_adjust: i64,
+        pub timescale: u32,
+    }
+
+    /// The sample table of every trak, in the init's track order.
+    pub fn tables(init: &InitSegment) -> Result<Vec<SampleTable>, Mp4Error> {
+        let mut out = Vec::new();
+        for b in Boxes::new(&init.raw, 0) {
+            let b = b?;
+            if b.kind == MOOV {
+                for t in b.children() {
+                    let t = t?;
+                    if t.kind == TRAK {
+                        out.push(SampleTable::parse(t)?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn spawn(
+        path: PathBuf,
+        file: File,
+        tracks: Vec<TrackPlan>,
+        looping: bool,
+    ) -> mpsc::Receiver<Result<Frame, SourceError>> {
+        let (tx, rx) = mpsc::channel(AHEAD);
+        std::thread::spawn(move || read(path, file, tracks, looping, tx));
+        rx
+    }
+
+    fn read(
+        path: PathBuf,
+        file: File,
+        tracks: Vec<TrackPlan>,
+        looping: bool,
+        tx: mpsc::Sender<Result<Frame, SourceError>>,
+    ) {
+        let ns = |t: i128, ts: u32| t * 1_000_000_000 / i128::from(ts.max(1));
+        // One pass spans the earliest first sample to the latest end, so tracks stay in sync
+        // from loop to loop.
+        let first = tracks
+            .iter()
+            .filter_map(|t| {
+                t.table
+                    .iter()
+                    .next()
+                    .map(|s| ns(i128::from(s.dts) + i128::from(t.edit_adjust), t.timescale))
+            })
+            .min()
+            .unwrap_or(0);
+        let end = tracks
+            .iter()
+            .map(|t| {
+                ns(
+                    i128::from(t.table.duration()) + i128::from(t.edit_adjust),
+                    t.timescale,
+                )
+            })
+            .max()
+            .unwrap_or(0);
+        let pass_ns = (end - first).max(1);
+        for pass in 0i128.. {
+            let mut iters: Vec<_> = tracks.iter().map(|t| t.table.iter().peekable()).collect();
+            loop {
+                // The track whose next sample comes first.
+                let next = (0..tracks.len())
+                    .filter_map(|i| {
+                        iters[i]
+                            .peek()
+                            .map(|s| (i, ns(i128::from(s.dts), tracks[i].timescale)))
+                    })
+                    .min_by_key(|&(_, t)| t);
+                let Some((i, _)) = next else { break };
+                let Some(s) = iters[i].next() else { break };
+                let plan = &tracks[i];
+                let mut data = vec![0u8; s.size as usize];
+                if let Err(e) = file.read_exact_at(&mut data, s.offset) {
+                    let _ = tx.blocking_send(Err(SourceError::new(
+                        SourceErrorKind::Io,
+                        format!(
+                            "{}: reading a sample at byte {}: {e}",
+                            path.display(),
+                            s.offset
+                        ),
+                    )));
+                    return;
+                }
+                let offset =
+                    i64::try_from(pass * pass_ns * i128::from(plan.timescale) / 1_000_000_000)
+                        .unwrap_or(i64::MAX);
+                let dts = i64::try_from(s.dts)
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(plan.edit_adjust)
+                    .saturating_add(offset);
+                let frame = Frame {
+                    track: plan.index,
+                    pts: Some(dts + i64::from(s.composition_offset)),
+                    dts: Some(dts),
+                    duration: Some(s.duration),
+                    keyframe: s.sync,
+                    data: Bytes::from(data),
+                    received: Instant::now(),
+                };
+                if tx.blocking_send(Ok(frame)).is_err() {
+                    return; // the source was dropped
+                }
+            }
+            if !looping {
+                return;
+            }
+        }
     }
 }
 
@@ -328,6 +525,14 @@ impl Source for FileSource {
             return Ok(Some(SourceEvent::Params(self.params.clone())));
         }
         while self.queue.is_empty() {
+            if let Media::Progressive { frames } = &mut self.media {
+                match frames.recv().await {
+                    Some(Ok(f)) => self.enqueue(f),
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(None),
+                }
+                continue;
+            }
             match self.next_fragment()? {
                 Some(f) => self.load(f)?,
                 None if self.looping && self.selected.iter().any(|s| s.first.is_some()) => {
