@@ -139,3 +139,93 @@ impl Ring {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::{Fragment, MediaData, Sample, SampleRun, TrackFragment};
+    use crate::segmenter::build_init;
+    use bytes::Bytes;
+
+    /// A 1 s, 1000-byte segment that started `at`.
+    fn segment(sequence: u64, at: Instant) -> Arc<Segment> {
+        let avc1 = {
+            let mut v = vec![0u8; 86];
+            v[..4].copy_from_slice(&86u32.to_be_bytes());
+            v[4..8].copy_from_slice(b"avc1");
+            Bytes::from(v)
+        };
+        let init = Arc::new(
+            build_init(&[crate::source::TrackParams {
+                kind: crate::mp4::TrackKind::Video,
+                codec: crate::mp4::Codec::H264,
+                timescale: 1000,
+                sample_entry: avc1,
+                width: 2,
+                height: 2,
+            }])
+            .unwrap(),
+        );
+        let fragment = Fragment {
+            sequence: sequence as u32,
+            tracks: vec![TrackFragment {
+                track_id: 1,
+                sample_description_index: 1,
+                base_decode_time: Some(sequence * 1000),
+                runs: vec![SampleRun {
+                    data_offset: 0,
+                    samples: vec![Sample { duration: 1000, size: 1000, flags: 0, composition_offset: 0 }],
+                }],
+            }],
+            data: MediaData::Memory(Bytes::from(vec![0u8; 1000])),
+        };
+        let mut s = Segment::new(sequence, 1, init, vec![fragment]);
+        s.received = Some(at);
+        Arc::new(s)
+    }
+
+    fn filled(n: u64, limits: RingLimits) -> (Ring, Instant) {
+        let t0 = Instant::now();
+        let mut ring = Ring::new(limits);
+        for i in 0..n {
+            ring.push(segment(i + 1, t0 + Duration::from_secs(i)));
+        }
+        (ring, t0)
+    }
+
+    #[test]
+    fn keeps_just_enough_seconds() {
+        let (ring, _) = filled(20, RingLimits { seconds: Duration::from_secs(5), bytes: 1 << 30 });
+        assert_eq!(ring.duration(), Duration::from_secs(5));
+        assert_eq!(ring.len(), 5);
+        assert_eq!(ring.newest_sequence(), Some(20));
+        assert_eq!(ring.evicted(), 15);
+    }
+
+    #[test]
+    fn bytes_cap_wins_over_seconds() {
+        let (ring, _) = filled(20, RingLimits { seconds: Duration::from_secs(10), bytes: 3500 });
+        assert_eq!(ring.len(), 3);
+        assert!(ring.bytes() <= 3500);
+    }
+
+    #[test]
+    fn lookback_starts_at_the_newest_segment_at_or_before_the_point() {
+        let (ring, t0) = filled(10, RingLimits { seconds: Duration::from_secs(10), bytes: 1 << 30 });
+        // Segments start at t0 + 0..9 s. Trigger at t0 + 9.5 s with 3 s lookback: the point is
+        // t0 + 6.5 s, so the clip starts with the segment from t0 + 6 s.
+        let trigger = t0 + Duration::from_millis(9500);
+        let l = ring.lookback(trigger, Duration::from_secs(3));
+        assert_eq!(l.segments.first().unwrap().sequence, 7);
+        assert_eq!(l.segments.last().unwrap().sequence, 10);
+        assert_eq!(l.achieved, Duration::from_millis(3500));
+        // More than the ring holds: as far back as it reaches.
+        let l = ring.lookback(trigger, Duration::from_secs(60));
+        assert_eq!(l.segments.first().unwrap().sequence, 1);
+        assert_eq!(l.achieved, Duration::from_millis(9500));
+        // Zero lookback still gives the segment holding the trigger.
+        let l = ring.lookback(trigger, Duration::ZERO);
+        assert_eq!(l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(), [10]);
+        assert_eq!(ring.since(8).iter().map(|s| s.sequence).collect::<Vec<_>>(), [9, 10]);
+    }
+}

@@ -152,6 +152,10 @@ impl Hygiene {
             frame.pts = frame.dts;
         }
         let ready = if frame.dts.is_none() && Some(frame.track) == self.video {
+            if !self.reorder.accepts(frame.pts.unwrap_or(0)) {
+                self.dropped.non_increasing += 1;
+                return Ok(Vec::new());
+            }
             self.reorder.push(frame)
         } else {
             if frame.dts.is_none() {

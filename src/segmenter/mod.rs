@@ -315,3 +315,169 @@ pub fn build_init(params: &[TrackParams]) -> Result<InitSegment, Mp4Error> {
     });
     InitSegment::parse(Bytes::from(bytes), 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::Codec;
+
+    /// A minimal avc1 entry is enough: the segmenter only carries it into the init.
+    fn params(audio: bool) -> Vec<TrackParams> {
+        let mut avc1 = vec![0u8; 8 + 78];
+        avc1[..4].copy_from_slice(&(86u32).to_be_bytes());
+        avc1[4..8].copy_from_slice(b"avc1");
+        let mut out = vec![TrackParams {
+            kind: TrackKind::Video,
+            codec: Codec::H264,
+            timescale: 90_000,
+            sample_entry: Bytes::from(avc1),
+            width: 640,
+            height: 360,
+        }];
+        if audio {
+            let mut mp4a = vec![0u8; 8 + 28];
+            mp4a[..4].copy_from_slice(&(36u32).to_be_bytes());
+            mp4a[4..8].copy_from_slice(b"mp4a");
+            out.push(TrackParams {
+                kind: TrackKind::Audio,
+                codec: Codec::Aac,
+                timescale: 48_000,
+                sample_entry: Bytes::from(mp4a),
+                width: 0,
+                height: 0,
+            });
+        }
+        out
+    }
+
+    fn frame(track: usize, pts: i64, keyframe: bool) -> Frame {
+        Frame {
+            track,
+            pts: Some(pts),
+            dts: None,
+            duration: None,
+            keyframe,
+            data: Bytes::from(vec![track as u8; 10]),
+            received: Instant::now(),
+        }
+    }
+
+    /// 25 fps video with a keyframe every `gop` frames, and 48 kHz audio in 1024-sample frames.
+    fn stream(seconds: i64, gop: i64) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let mut audio = 0i64;
+        for i in 0..seconds * 25 {
+            let pts = i * 3600;
+            frames.push(frame(0, pts, i % gop == 0));
+            while audio * 90_000 / 48_000 <= pts {
+                frames.push(frame(1, audio, true));
+                audio += 1024;
+            }
+        }
+        frames
+    }
+
+    fn segment_all(frames: Vec<Frame>, options: SegmenterOptions) -> Vec<Segment> {
+        let mut s = Segmenter::new(1, 1, options, HygieneOptions::default());
+        assert!(s.set_params(params(true)).unwrap().is_none());
+        let mut out = Vec::new();
+        for f in frames {
+            out.extend(s.push(f).unwrap());
+        }
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn cuts_at_every_keyframe_with_all_media_kept() {
+        let segs = segment_all(stream(4, 25), SegmenterOptions::default());
+        assert_eq!(segs.len(), 4);
+        assert_eq!(segs.iter().map(|s| s.sequence).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        for s in &segs {
+            let video = s.fragments[0].track(1).unwrap();
+            assert_eq!(video.sample_count(), 25);
+            assert!(video.starts_with_sync());
+            assert_eq!(video.samples().filter(|x| x.is_sync()).count(), 1);
+            assert_eq!(s.duration, 90_000, "1 s of video");
+            assert!(s.received.is_some());
+        }
+        let audio: usize = segs.iter().map(|s| s.fragments[0].track(2).map_or(0, |t| t.sample_count())).sum();
+        assert_eq!(audio, stream(4, 25).iter().filter(|f| f.track == 1).count());
+        // Decode times continue exactly from segment to segment.
+        for w in segs.windows(2) {
+            assert_eq!(w[0].start + w[0].duration, w[1].start);
+        }
+    }
+
+    #[test]
+    fn minimum_duration_joins_gops() {
+        let segs = segment_all(
+            stream(6, 25),
+            SegmenterOptions {
+                min_duration: Duration::from_millis(1900),
+            },
+        );
+        assert_eq!(segs.iter().map(|s| s.duration).collect::<Vec<_>>(), [180_000, 180_000, 180_000]);
+    }
+
+    #[test]
+    fn frames_before_the_first_keyframe_are_dropped() {
+        let mut frames = stream(2, 25);
+        // Start in the middle of a GOP: drop the first 10 video frames and their audio.
+        let cut = frames.iter().position(|f| f.track == 0 && f.pts == Some(10 * 3600)).unwrap();
+        frames.drain(..cut);
+        let mut s = Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
+        s.set_params(params(true)).unwrap();
+        let mut out = Vec::new();
+        for f in frames {
+            out.extend(s.push(f).unwrap());
+        }
+        out.extend(s.finish());
+        assert_eq!(out.len(), 1);
+        assert!(out[0].fragments[0].track(1).unwrap().starts_with_sync());
+        assert!(s.dropped().before_keyframe > 10);
+    }
+
+    #[test]
+    fn missing_timestamps_and_jumps_end_the_stream() {
+        let mut s = Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
+        s.set_params(params(false)).unwrap();
+        s.push(frame(0, 0, true)).unwrap();
+        let mut untimed = frame(0, 0, false);
+        untimed.pts = None;
+        for _ in 0..6 {
+            assert!(s.push(untimed.clone()).unwrap().is_empty());
+        }
+        assert_eq!(s.push(untimed).unwrap_err(), HygieneError::NoTimestamps(7));
+
+        let mut s = Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
+        s.set_params(params(false)).unwrap();
+        for i in 0..10 {
+            s.push(frame(0, i * 3600, i == 0)).unwrap();
+        }
+        // Non-increasing: dropped quietly.
+        s.push(frame(0, 3600, false)).unwrap();
+        assert_eq!(s.dropped().non_increasing, 1);
+        let err = s.push(frame(0, 31 * 90_000, false)).unwrap_err();
+        assert!(err.to_string().contains("timestamp discontinuity"), "{err}");
+    }
+
+    #[test]
+    fn changed_parameters_close_the_segment_and_bring_a_new_init() {
+        let mut s = Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
+        s.set_params(params(false)).unwrap();
+        for i in 0..30 {
+            s.push(frame(0, i * 3600, i % 25 == 0)).unwrap();
+        }
+        let first_init = s.init.clone().unwrap();
+        let mut p = params(false);
+        p[0].width = 1280;
+        let closed = s.set_params(p).unwrap().expect("segment in progress closed");
+        assert_eq!(closed.fragments[0].track(1).unwrap().sample_count(), 5);
+        s.push(frame(0, 30 * 3600, true)).unwrap();
+        let last = s.finish();
+        assert_eq!(last.len(), 1);
+        assert!(!Arc::ptr_eq(&first_init, &last[0].init));
+        assert_eq!(last[0].init.video().unwrap().width, 1280);
+    }
+}

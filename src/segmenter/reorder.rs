@@ -22,9 +22,18 @@ pub struct Reorder {
     /// (depth, delay) once learned.
     learned: Option<(usize, i64)>,
     last_dts: Option<i64>,
+    /// The last presentation time used as a decode time: every frame after it must present
+    /// later, or it is out of order beyond repair.
+    last_used: Option<i64>,
 }
 
 impl Reorder {
+    /// Whether a frame with this presentation time can still be placed: its time must be
+    /// later than every one already turned into a decode time.
+    pub fn accepts(&self, pts: i64) -> bool {
+        self.last_used.is_none_or(|l| pts > l)
+    }
+
     /// Takes a frame (with `pts` set); returns the frames whose decode time is now known.
     pub fn push(&mut self, frame: Frame) -> Vec<Frame> {
         self.pts.push(Reverse(frame.pts.unwrap_or(0)));
@@ -71,6 +80,7 @@ impl Reorder {
             else {
                 break;
             };
+            self.last_used = Some(smallest);
             let mut dts = smallest - delay;
             if let Some(last) = self.last_dts
                 && dts <= last
