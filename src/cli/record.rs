@@ -36,6 +36,12 @@ pub struct RecordArgs {
     /// Longest wait for the pre-roll to fill before triggering anyway, in seconds.
     #[arg(long, default_value_t = 60.0)]
     wait: f64,
+    /// Seconds allowed for connecting (TCP, DESCRIBE, SETUP, PLAY).
+    #[arg(long, default_value_t = 10.0)]
+    connect_timeout: f64,
+    /// Seconds without a frame before the stream counts as stalled and is reconnected.
+    #[arg(long, default_value_t = 10.0)]
+    stall_timeout: f64,
 }
 
 fn seconds(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -55,6 +61,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let source = SourceSpec::parse(&args.source);
     let mut options = CameraOptions::new("record", source.clone());
     options.rtsp.transport = args.transport;
+    options.rtsp.connect_timeout = seconds("connect-timeout", args.connect_timeout)?;
+    options.rtsp.stall_timeout = seconds("stall-timeout", args.stall_timeout)?;
     // The ring keeps what the lookback needs, plus one GOP of slack.
     options.ring = RingLimits {
         seconds: lookback + Duration::from_secs(4),

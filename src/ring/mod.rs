@@ -174,7 +174,12 @@ mod tests {
                 base_decode_time: Some(sequence * 1000),
                 runs: vec![SampleRun {
                     data_offset: 0,
-                    samples: vec![Sample { duration: 1000, size: 1000, flags: 0, composition_offset: 0 }],
+                    samples: vec![Sample {
+                        duration: 1000,
+                        size: 1000,
+                        flags: 0,
+                        composition_offset: 0,
+                    }],
                 }],
             }],
             data: MediaData::Memory(Bytes::from(vec![0u8; 1000])),
@@ -195,7 +200,13 @@ mod tests {
 
     #[test]
     fn keeps_just_enough_seconds() {
-        let (ring, _) = filled(20, RingLimits { seconds: Duration::from_secs(5), bytes: 1 << 30 });
+        let (ring, _) = filled(
+            20,
+            RingLimits {
+                seconds: Duration::from_secs(5),
+                bytes: 1 << 30,
+            },
+        );
         assert_eq!(ring.duration(), Duration::from_secs(5));
         assert_eq!(ring.len(), 5);
         assert_eq!(ring.newest_sequence(), Some(20));
@@ -204,14 +215,26 @@ mod tests {
 
     #[test]
     fn bytes_cap_wins_over_seconds() {
-        let (ring, _) = filled(20, RingLimits { seconds: Duration::from_secs(10), bytes: 3500 });
+        let (ring, _) = filled(
+            20,
+            RingLimits {
+                seconds: Duration::from_secs(10),
+                bytes: 3500,
+            },
+        );
         assert_eq!(ring.len(), 3);
         assert!(ring.bytes() <= 3500);
     }
 
     #[test]
     fn lookback_starts_at_the_newest_segment_at_or_before_the_point() {
-        let (ring, t0) = filled(10, RingLimits { seconds: Duration::from_secs(10), bytes: 1 << 30 });
+        let (ring, t0) = filled(
+            10,
+            RingLimits {
+                seconds: Duration::from_secs(10),
+                bytes: 1 << 30,
+            },
+        );
         // Segments start at t0 + 0..9 s. Trigger at t0 + 9.5 s with 3 s lookback: the point is
         // t0 + 6.5 s, so the clip starts with the segment from t0 + 6 s.
         let trigger = t0 + Duration::from_millis(9500);
@@ -225,7 +248,13 @@ mod tests {
         assert_eq!(l.achieved, Duration::from_millis(9500));
         // Zero lookback still gives the segment holding the trigger.
         let l = ring.lookback(trigger, Duration::ZERO);
-        assert_eq!(l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(), [10]);
-        assert_eq!(ring.since(8).iter().map(|s| s.sequence).collect::<Vec<_>>(), [9, 10]);
+        assert_eq!(
+            l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            [10]
+        );
+        assert_eq!(
+            ring.since(8).iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            [9, 10]
+        );
     }
 }

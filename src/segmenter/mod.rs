@@ -392,7 +392,10 @@ mod tests {
     fn cuts_at_every_keyframe_with_all_media_kept() {
         let segs = segment_all(stream(4, 25), SegmenterOptions::default());
         assert_eq!(segs.len(), 4);
-        assert_eq!(segs.iter().map(|s| s.sequence).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            segs.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
         for s in &segs {
             let video = s.fragments[0].track(1).unwrap();
             assert_eq!(video.sample_count(), 25);
@@ -401,7 +404,10 @@ mod tests {
             assert_eq!(s.duration, 90_000, "1 s of video");
             assert!(s.received.is_some());
         }
-        let audio: usize = segs.iter().map(|s| s.fragments[0].track(2).map_or(0, |t| t.sample_count())).sum();
+        let audio: usize = segs
+            .iter()
+            .map(|s| s.fragments[0].track(2).map_or(0, |t| t.sample_count()))
+            .sum();
         assert_eq!(audio, stream(4, 25).iter().filter(|f| f.track == 1).count());
         // Decode times continue exactly from segment to segment.
         for w in segs.windows(2) {
@@ -417,14 +423,20 @@ mod tests {
                 min_duration: Duration::from_millis(1900),
             },
         );
-        assert_eq!(segs.iter().map(|s| s.duration).collect::<Vec<_>>(), [180_000, 180_000, 180_000]);
+        assert_eq!(
+            segs.iter().map(|s| s.duration).collect::<Vec<_>>(),
+            [180_000, 180_000, 180_000]
+        );
     }
 
     #[test]
     fn frames_before_the_first_keyframe_are_dropped() {
         let mut frames = stream(2, 25);
         // Start in the middle of a GOP: drop the first 10 video frames and their audio.
-        let cut = frames.iter().position(|f| f.track == 0 && f.pts == Some(10 * 3600)).unwrap();
+        let cut = frames
+            .iter()
+            .position(|f| f.track == 0 && f.pts == Some(10 * 3600))
+            .unwrap();
         frames.drain(..cut);
         let mut s = Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
         s.set_params(params(true)).unwrap();
@@ -472,7 +484,10 @@ mod tests {
         let first_init = s.init.clone().unwrap();
         let mut p = params(false);
         p[0].width = 1280;
-        let closed = s.set_params(p).unwrap().expect("segment in progress closed");
+        let closed = s
+            .set_params(p)
+            .unwrap()
+            .expect("segment in progress closed");
         assert_eq!(closed.fragments[0].track(1).unwrap().sample_count(), 5);
         s.push(frame(0, 30 * 3600, true)).unwrap();
         let last = s.finish();
