@@ -2,6 +2,7 @@
 
 mod record;
 mod remux;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Record a clip from a live source: `lookback` seconds before now plus `duration` after.
     Record(record::RecordArgs),
+    /// Keep pre-roll rings for sources without recording, reporting each camera's state.
+    Watch(watch::WatchArgs),
     /// Join fMP4 segments (HLS directories or playlists, fragmented MP4 files) into one clip.
     Remux(remux::RemuxArgs),
 }
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Remux(args) => remux::run(args),
         Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
+        Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
