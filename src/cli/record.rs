@@ -45,7 +45,7 @@ pub struct RecordArgs {
 }
 
 fn seconds(name: &str, v: f64) -> anyhow::Result<Duration> {
-    if !v.is_finite() || v < 0.0 || v > 86_400.0 {
+    if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
         bail!("--{name} {v} is not a number of seconds between 0 and 86400");
     }
     Ok(Duration::from_secs_f64(v))

@@ -65,11 +65,13 @@ impl Ring {
         self.video += segment.duration_time();
         self.segments.push_back(segment);
         while let Some(oldest) = self.segments.front() {
+            // Over the byte cap, the oldest goes (even the newest segment alone, if it is
+            // larger than the cap). Over time, it goes only while the rest still covers the
+            // seconds limit.
             let over_bytes = self.bytes > self.limits.bytes;
-            // Drop the oldest only while what remains still covers the seconds limit.
-            let over_time =
-                self.video.saturating_sub(oldest.duration_time()) >= self.limits.seconds;
-            if !(over_bytes || over_time) || self.segments.len() == 1 && !over_bytes {
+            let over_time = self.segments.len() > 1
+                && self.video.saturating_sub(oldest.duration_time()) >= self.limits.seconds;
+            if !over_bytes && !over_time {
                 break;
             }
             self.bytes -= oldest.media_bytes();

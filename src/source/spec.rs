@@ -55,7 +55,7 @@ impl SourceSpec {
     /// Opens (connects) the source.
     pub async fn open(&self, camera: &str, rtsp: &RtspOptions) -> Result<AnySource, SourceError> {
         Ok(match self {
-            SourceSpec::Demo => AnySource::File(demo_source(Pace::RealTime)?),
+            SourceSpec::Demo => AnySource::File(Box::new(demo_source(Pace::RealTime)?)),
             SourceSpec::Rtsp(url) => {
                 AnySource::Rtsp(Box::new(RtspSource::connect(url, camera, rtsp).await?))
             }
@@ -70,7 +70,7 @@ impl SourceSpec {
                         format!("{}: no such file", path.display()),
                     ));
                 }
-                AnySource::File(FileSource::open(path, *pace, *looping)?)
+                AnySource::File(Box::new(FileSource::open(path, *pace, *looping)?))
             }
         })
     }
@@ -80,7 +80,7 @@ impl SourceSpec {
 #[derive(Debug)]
 pub enum AnySource {
     Rtsp(Box<RtspSource>),
-    File(FileSource),
+    File(Box<FileSource>),
 }
 
 impl Source for AnySource {
