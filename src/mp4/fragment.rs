@@ -18,21 +18,21 @@ use super::reader::{BoxRef, Boxes};
 /// this is corruption, and honouring it would allocate without bound.
 pub const MAX_SAMPLES_PER_RUN: u32 = 1 << 20;
 
-/// tfhd flags.
-const TFHD_BASE_DATA_OFFSET: u32 = 0x1;
-const TFHD_SAMPLE_DESCRIPTION_INDEX: u32 = 0x2;
-const TFHD_DEFAULT_DURATION: u32 = 0x8;
-const TFHD_DEFAULT_SIZE: u32 = 0x10;
-const TFHD_DEFAULT_FLAGS: u32 = 0x20;
-const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x2_0000;
+/// `tfhd` flags (ISO/IEC 14496-12 8.8.7), shared with the writer.
+pub(super) const TFHD_BASE_DATA_OFFSET: u32 = 0x1;
+pub(super) const TFHD_SAMPLE_DESCRIPTION_INDEX: u32 = 0x2;
+pub(super) const TFHD_DEFAULT_DURATION: u32 = 0x8;
+pub(super) const TFHD_DEFAULT_SIZE: u32 = 0x10;
+pub(super) const TFHD_DEFAULT_FLAGS: u32 = 0x20;
+pub(super) const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x2_0000;
 
-/// trun flags.
-const TRUN_DATA_OFFSET: u32 = 0x1;
-const TRUN_FIRST_SAMPLE_FLAGS: u32 = 0x4;
-const TRUN_DURATION: u32 = 0x100;
-const TRUN_SIZE: u32 = 0x200;
-const TRUN_FLAGS: u32 = 0x400;
-const TRUN_CTS: u32 = 0x800;
+/// `trun` flags (8.8.8), shared with the writer.
+pub(super) const TRUN_DATA_OFFSET: u32 = 0x1;
+pub(super) const TRUN_FIRST_SAMPLE_FLAGS: u32 = 0x4;
+pub(super) const TRUN_DURATION: u32 = 0x100;
+pub(super) const TRUN_SIZE: u32 = 0x200;
+pub(super) const TRUN_FLAGS: u32 = 0x400;
+pub(super) const TRUN_CTS: u32 = 0x800;
 
 /// `sample_is_non_sync_sample` in the sample flags.
 pub const SAMPLE_NON_SYNC: u32 = 0x1_0000;

@@ -1,21 +1,12 @@
 //! Writing a `moof` for samples whose bytes follow in the next `mdat`.
 
-use super::fragment::{Sample, SampleRun};
+use super::fragment::{
+    Sample, SampleRun, TFHD_DEFAULT_BASE_IS_MOOF, TFHD_DEFAULT_DURATION, TFHD_DEFAULT_FLAGS,
+    TFHD_DEFAULT_SIZE, TFHD_SAMPLE_DESCRIPTION_INDEX, TRUN_CTS, TRUN_DATA_OFFSET, TRUN_DURATION,
+    TRUN_FIRST_SAMPLE_FLAGS, TRUN_FLAGS, TRUN_SIZE,
+};
 use super::kinds::*;
 use super::write::BoxBuf;
-
-const TFHD_SAMPLE_DESCRIPTION_INDEX: u32 = 0x2;
-const TFHD_DEFAULT_DURATION: u32 = 0x8;
-const TFHD_DEFAULT_SIZE: u32 = 0x10;
-const TFHD_DEFAULT_FLAGS: u32 = 0x20;
-const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x2_0000;
-
-const TRUN_DATA_OFFSET: u32 = 0x1;
-const TRUN_FIRST_SAMPLE_FLAGS: u32 = 0x4;
-const TRUN_DURATION: u32 = 0x100;
-const TRUN_SIZE: u32 = 0x200;
-const TRUN_FLAGS: u32 = 0x400;
-const TRUN_CTS: u32 = 0x800;
 
 /// One track's part of the fragment to write.
 #[derive(Debug, Clone, Copy)]

@@ -235,7 +235,7 @@ impl Recording {
         // sets in-band too (see `OutTrack::inband`).
         let video = &tracks.tracks[VIDEO];
         let mut insertions = Vec::new();
-        if video.entries.len() > 1 {
+        if video.spec.sample_entries.len() > 1 {
             for (p, sdi) in placed.iter_mut().filter(|(p, _)| p.output == VIDEO) {
                 if let Some(Some(prefix)) = video.inband.get(*sdi as usize - 1) {
                     insertions = insert_before_sync_samples(p, prefix);
@@ -249,7 +249,7 @@ impl Recording {
         let specs: Vec<TrafSpec<'_>> = placed
             .iter()
             .map(|(p, sdi)| TrafSpec {
-                track_id: tracks.tracks[p.output].track_id,
+                track_id: tracks.tracks[p.output].spec.track_id,
                 sample_description_index: *sdi,
                 base_decode_time: p.base_decode_time,
                 runs: &p.runs,
@@ -321,7 +321,7 @@ impl Recording {
         if !tracks.take_changed() {
             return Ok(());
         }
-        let timescales: Vec<u32> = tracks.tracks.iter().map(|t| t.timescale).collect();
+        let timescales: Vec<u32> = tracks.tracks.iter().map(|t| t.spec.timescale).collect();
         let header = write_init(&tracks.movie(self.timeline.ends(), self.creation_time, false));
         let needed = header.len() + FINISH_GROWTH;
         let region = self.file.header_region();
@@ -378,7 +378,7 @@ impl Recording {
                 available: file.header_region(),
             });
         }
-        file.append_bytes(&write_mfra(tracks.tracks[VIDEO].track_id, &self.index))?;
+        file.append_bytes(&write_mfra(tracks.tracks[VIDEO].spec.track_id, &self.index))?;
         let path = file.path().to_owned();
         let video_ts = tracks.timescale(VIDEO);
         let discontinuities = self

@@ -15,18 +15,13 @@ use crate::mp4::{Codec, InitSegment, Matrix, TrackInfo, TrackKind};
 pub const VIDEO: usize = 0;
 pub const AUDIO: usize = 1;
 
+/// An output track: what its `trak` says (duration filled in when the header is written),
+/// plus what the writer needs to know about its sample entries.
 #[derive(Debug, Clone)]
 pub struct OutTrack {
-    pub track_id: u32,
-    pub kind: TrackKind,
-    pub timescale: u32,
-    pub language: u16,
-    pub width: u32,
-    pub height: u32,
-    pub matrix: Matrix,
-    pub entries: Vec<Bytes>,
-    /// Per entry, its parameter sets as in-band NAL units (H.264/H.265), for players that
-    /// ignore `sample_description_index` once a clip has several entries.
+    pub spec: TrackSpec,
+    /// Per sample entry, its parameter sets as in-band NAL units (H.264/H.265), for players
+    /// that ignore `sample_description_index` once a clip has several entries.
     pub inband: Vec<Option<Bytes>>,
 }
 
@@ -70,14 +65,17 @@ impl InitMap {
 
 fn out_track(t: &TrackInfo, track_id: u32, matrix: Option<Matrix>) -> OutTrack {
     OutTrack {
-        track_id,
-        kind: t.kind,
-        timescale: t.timescale,
-        language: t.language,
-        width: t.width,
-        height: t.height,
-        matrix: matrix.unwrap_or(t.matrix),
-        entries: Vec::new(),
+        spec: TrackSpec {
+            track_id,
+            kind: t.kind,
+            timescale: t.timescale,
+            language: t.language,
+            width: t.width,
+            height: t.height,
+            matrix: matrix.unwrap_or(t.matrix),
+            duration: 0,
+            sample_entries: Vec::new(),
+        },
         inband: Vec::new(),
     }
 }
@@ -143,15 +141,15 @@ impl ClipTracks {
         let out = &mut self.tracks[output];
         let mut entries = Vec::with_capacity(t.sample_entries.len());
         for e in &t.sample_entries {
-            let index = match out.entries.iter().position(|b| *b == e.bytes) {
+            let index = match out.spec.sample_entries.iter().position(|b| *b == e.bytes) {
                 Some(i) => i,
                 None => {
-                    out.entries.push(e.bytes.clone());
+                    out.spec.sample_entries.push(e.bytes.clone());
                     // A config we cannot read just gets no in-band copy.
                     out.inband
                         .push(inband_parameter_sets(&e.bytes, e.codec).ok().flatten());
                     self.changed = true;
-                    out.entries.len() - 1
+                    out.spec.sample_entries.len() - 1
                 }
             };
             entries.push(index as u32 + 1);
@@ -176,26 +174,19 @@ impl ClipTracks {
     }
 
     pub fn timescale(&self, output: usize) -> u32 {
-        self.tracks[output].timescale
+        self.tracks[output].spec.timescale
     }
 
     /// The `moov` description; `durations` are per output track in its own ticks.
     pub fn movie(&self, durations: &[u64], creation_time: u64, finished: bool) -> MovieSpec {
-        let timescale = self.tracks[VIDEO].timescale;
+        let timescale = self.timescale(VIDEO);
         let tracks: Vec<TrackSpec> = self
             .tracks
             .iter()
             .enumerate()
             .map(|(i, t)| TrackSpec {
-                track_id: t.track_id,
-                kind: t.kind,
-                timescale: t.timescale,
-                language: t.language,
-                width: t.width,
-                height: t.height,
-                matrix: t.matrix,
                 duration: durations.get(i).copied().unwrap_or(0),
-                sample_entries: t.entries.clone(),
+                ..t.spec.clone()
             })
             .collect();
         let duration = tracks
