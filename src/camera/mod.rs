@@ -252,19 +252,27 @@ fn seed() -> u64 {
         .map_or(1, |d| d.as_nanos() as u64)
 }
 
-/// Waits until the camera's ring holds `lookback` of video, the source ends, or `limit`
-/// passes. Returns how much the ring holds.
+/// Waits until the camera's ring reaches `lookback` back from now (measured, like the
+/// lookback itself, by when segments arrived), the source ends, or `limit` passes. Returns
+/// how far back the ring reaches.
 pub async fn wait_for_preroll(camera: &Camera, lookback: Duration, limit: Duration) -> Duration {
     let mut updates = camera.subscribe();
     let deadline = Instant::now() + limit;
     loop {
-        let held = camera.ring().duration();
-        if held >= lookback || camera.status().ended {
-            return held;
+        let reach = camera
+            .ring()
+            .oldest_start()
+            .map(|t| Instant::now().saturating_duration_since(t));
+        // At least one segment, even for a zero lookback: the clip starts at a keyframe.
+        if reach.is_some_and(|r| r >= lookback) || camera.status().ended {
+            return reach.unwrap_or_default();
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || tokio::time::timeout(left, updates.changed()).await.is_err() {
-            return camera.ring().duration();
+        if left.is_zero() {
+            return reach.unwrap_or_default();
         }
+        // Time alone can complete the wait, so do not sleep on updates only.
+        let step = left.min(Duration::from_millis(50));
+        let _ = tokio::time::timeout(step, updates.changed()).await;
     }
 }

@@ -104,6 +104,11 @@ impl Ring {
         self.evicted
     }
 
+    /// When the oldest segment held arrived.
+    pub fn oldest_start(&self) -> Option<Instant> {
+        self.segments.front().and_then(|s| s.received)
+    }
+
     pub fn newest_sequence(&self) -> Option<u64> {
         self.segments.back().map(|s| s.sequence)
     }
@@ -123,6 +128,11 @@ impl Ring {
                     _ => break,
                 }
             }
+        }
+        // A segment cut without a keyframe (see SegmenterOptions::max_duration) cannot start
+        // a clip: go back to the nearest one that can.
+        while first > 0 && !self.segments[first].starts_with_keyframe() {
+            first -= 1;
         }
         let segments: Vec<Arc<Segment>> = self.segments.iter().skip(first).cloned().collect();
         let achieved = segments

@@ -71,6 +71,18 @@ impl Segment {
         Duration::from_nanos((u128::from(self.duration) * 1_000_000_000 / u128::from(ts)) as u64)
     }
 
+    /// Whether its first video sample is a sync sample (a clip can start here).
+    pub fn starts_with_keyframe(&self) -> bool {
+        let Some(video) = self.init.video().map(|t| t.track_id) else {
+            return false;
+        };
+        self.fragments
+            .iter()
+            .filter_map(|f| f.track(video))
+            .find(|t| t.sample_count() > 0)
+            .is_some_and(|t| t.starts_with_sync())
+    }
+
     /// True when no fragment holds a sample.
     pub fn is_empty(&self) -> bool {
         self.fragments.iter().all(|f| f.sample_count() == 0)

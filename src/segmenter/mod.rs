@@ -36,10 +36,22 @@ const UNDETERMINED: u16 = 0x55c4;
 /// timestamp (audio around the first keyframe) still have a non-negative `tfdt`.
 const HEADROOM: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SegmenterOptions {
     /// A segment closes at the first keyframe after it holds this much video.
     pub min_duration: Duration,
+    /// A segment closes here even without a keyframe, so that a camera whose keyframes are
+    /// missing (or not flagged) cannot grow one segment without bound.
+    pub max_duration: Duration,
+}
+
+impl Default for SegmenterOptions {
+    fn default() -> Self {
+        SegmenterOptions {
+            min_duration: Duration::ZERO,
+            max_duration: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Media of the segment being built.
@@ -162,9 +174,18 @@ impl Segmenter {
         }
         let mut closed = None;
         let is_video = Some(track) == self.video;
-        if is_video && frame.keyframe {
-            let min = ticks(self.options.min_duration, self.params[track].timescale);
-            if self.current.video_ticks > 0 && self.current.video_ticks >= min {
+        if is_video && self.current.video_ticks > 0 {
+            let timescale = self.params[track].timescale;
+            let min = ticks(self.options.min_duration, timescale);
+            let max = ticks(self.options.max_duration, timescale).max(1);
+            if frame.keyframe && self.current.video_ticks >= min {
+                closed = self.close();
+            } else if self.current.video_ticks >= max {
+                tracing::warn!(
+                    stream_id = self.stream_id,
+                    "no keyframe for {:?}: closing the segment anyway (clips cannot start inside it)",
+                    self.options.max_duration
+                );
                 closed = self.close();
             }
         }
@@ -421,12 +442,31 @@ mod tests {
             stream(6, 25),
             SegmenterOptions {
                 min_duration: Duration::from_millis(1900),
+                ..SegmenterOptions::default()
             },
         );
         assert_eq!(
             segs.iter().map(|s| s.duration).collect::<Vec<_>>(),
             [180_000, 180_000, 180_000]
         );
+    }
+
+    #[test]
+    fn a_stream_without_keyframes_is_still_cut() {
+        let mut frames = stream(5, 1000);
+        frames.retain(|f| f.track == 0);
+        let segs = segment_all(
+            frames,
+            SegmenterOptions {
+                max_duration: Duration::from_secs(2),
+                ..SegmenterOptions::default()
+            },
+        );
+        assert_eq!(
+            segs.iter().map(|s| s.duration).collect::<Vec<_>>(),
+            [180_000, 180_000, 90_000]
+        );
+        assert!(segs[0].starts_with_keyframe() && !segs[1].starts_with_keyframe());
     }
 
     #[test]

@@ -233,7 +233,10 @@ impl RtspSource {
             pending: None,
             stall_timeout: options.stall_timeout,
         };
-        source.refresh_params();
+        if source.refresh_params() {
+            // Known from the SDP already: announce them before the first frame.
+            source.pending = Some(SourceEvent::Params(source.params.clone()));
+        }
         Ok(source)
     }
 
@@ -261,6 +264,23 @@ impl RtspSource {
         }
         false
     }
+}
+
+/// Whether an H.265 access unit (4-byte length-prefixed NAL units) holds an IRAP picture.
+/// retina flags only IDR pictures; CRA and BLA pictures are random access points too (a
+/// decoder starting there skips their RASL leading pictures), and encoders with open GOPs —
+/// x265 by default, some cameras — send nothing else after the first IDR.
+fn h265_irap(data: &[u8]) -> bool {
+    let mut at = 0usize;
+    while at + 5 <= data.len() {
+        let len = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        let nal_type = (data[at + 4] >> 1) & 0x3f;
+        if (16..=21).contains(&nal_type) {
+            return true;
+        }
+        at = at.saturating_add(4).saturating_add(len);
+    }
+    false
 }
 
 /// `%40` → `@` in URL user info.
@@ -306,10 +326,12 @@ impl Source for RtspSource {
             let received = Instant::now();
             let (stream_id, timestamp, keyframe, new_params, data) = match item {
                 CodecItem::VideoFrame(f) => {
+                    let h265 = self.params.first().is_some_and(|p| p.codec == Codec::H265);
+                    let irap = h265 && !f.is_random_access_point() && h265_irap(f.data());
                     let head = (
                         f.stream_id(),
                         f.timestamp(),
-                        f.is_random_access_point(),
+                        f.is_random_access_point() || irap,
                         f.has_new_parameters(),
                     );
                     (head.0, head.1, head.2, head.3, Bytes::from(f.into_data()))
@@ -323,6 +345,7 @@ impl Source for RtspSource {
                 ),
                 _ => continue,
             };
+            tracing::trace!(stream_id, keyframe, len = data.len(), "frame");
             let Some(track) = self
                 .selected
                 .iter()
@@ -349,5 +372,32 @@ impl Source for RtspSource {
             }
             return Ok(Some(SourceEvent::Frame(frame)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{h265_irap, percent_decode};
+
+    #[test]
+    fn finds_cra_pictures_among_nal_units() {
+        let nal = |t: u8, len: usize| {
+            let mut v = (len as u32 + 2).to_be_bytes().to_vec();
+            v.extend([t << 1, 1]);
+            v.extend(std::iter::repeat_n(0u8, len));
+            v
+        };
+        let cra = [nal(39, 3), nal(21, 10)].concat(); // SEI, CRA
+        let trail = [nal(1, 10), nal(1, 4)].concat();
+        assert!(h265_irap(&cra));
+        assert!(!h265_irap(&trail));
+        assert!(!h265_irap(&[0, 0, 0, 9, 2])); // truncated: no panic
+    }
+
+    #[test]
+    fn decodes_percent_escapes_in_credentials() {
+        assert_eq!(percent_decode("p%40ss%3a1"), "p@ss:1");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }
