@@ -14,18 +14,9 @@ scripts/deps.sh
 runs=${BENCH_RUNS:-5}
 dir=${BENCH_DIR:-target/bench}
 mkdir -p "$dir"
-src="$dir/src-60s.mp4"
+src=$(scripts/bench-source.sh)
 hls="$dir/hls-1h"
 
-if [ ! -s "$src" ]; then
-  echo "making 60 s of 1080p25 H.264 (4 Mb/s CBR) + AAC..." >&2
-  ffmpeg -nostdin -hide_banner -v error -y \
-    -f lavfi -i "testsrc2=size=1920x1080:rate=25" \
-    -f lavfi -i "sine=frequency=440:beep_factor=4:sample_rate=48000" -t 60 \
-    -c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 50 \
-    -b:v 3900k -minrate 3900k -maxrate 3900k -bufsize 3900k -x264-params nal-hrd=cbr \
-    -c:a aac -b:a 128k "$src"
-fi
 if [ ! -s "$hls/index.m3u8" ]; then
   echo "looping it to 1 h of HLS fMP4 segments (-c copy)..." >&2
   rm -rf "$hls" && mkdir -p "$hls"

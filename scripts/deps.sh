@@ -7,6 +7,14 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 [ -x /usr/bin/time ] || need+=(time)
+# The RTSP server the tests run (tests/support/rtsp_server.py): gst-rtsp-server through
+# Debian's python3-gi, with the encoders, parsers and payloaders its mounts use.
+for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+  gstreamer1.0-libav gstreamer1.0-tools; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || need+=("$pkg")
+done
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

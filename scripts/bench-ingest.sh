@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark: N concurrent RTSP streams of pre-encoded 1080p H.264 + AAC (4 Mb/s), served
+# without re-encoding by gst-rtsp-server (file mounts looped with continuous timestamps),
+# ingested for BENCH_SECONDS each with a 10 s ring:
+#   - by preroll: one `preroll watch` process for all N streams;
+#   - in the same run, by `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment`, one per
+#     stream (what Frigate-style recorders run), writing its segments to tmpfs.
+# Reports CPU seconds and RSS per stream for both, and preroll's RSS above the media its rings
+# hold (from a second, one-stream run: (RSS_N - RSS_1) / (N - 1) - ring bytes per stream).
+#
+#   scripts/bench-ingest.sh              # N=4, BENCH_SECONDS=60
+#   N=8 BENCH_SECONDS=120 scripts/bench-ingest.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+n=${N:-4}
+[ "$n" -ge 2 ] || { echo "N must be at least 2 (the RSS overhead compares N streams with 1)" >&2; exit 1; }
+secs=${BENCH_SECONDS:-60}
+dir=${BENCH_DIR:-target/bench}
+mkdir -p "$dir"
+src=$(scripts/bench-source.sh)
+cargo build --release --quiet
+bin=target/release/preroll
+hz=$(getconf CLK_TCK)
+
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf /dev/shm/preroll-bench-ffmpeg; }
+trap cleanup EXIT
+
+mounts=()
+for i in $(seq "$n"); do mounts+=(--mount "cam$i=file-loop:$src"); done
+/usr/bin/python3 tests/support/rtsp_server.py --port 0 "${mounts[@]}" > "$dir/server.out" 2> "$dir/server.err" &
+server_pid=$!
+for _ in $(seq 100); do grep -q READY "$dir/server.out" 2>/dev/null && break; sleep 0.2; done
+base=$(awk '/READY/ {print $2}' "$dir/server.out")
+[ -n "$base" ] || { echo "RTSP server did not start:" >&2; cat "$dir/server.err" >&2; exit 1; }
+urls=(); for i in $(seq "$n"); do urls+=("$base/cam$i"); done
+
+cpu_of() { # pid → CPU seconds so far (user + system)
+  awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+server_cpu() { cpu_of "$server_pid"; }
+
+echo "ingesting $n streams of $(basename "$src") for $secs s each way..." >&2
+
+# preroll, N streams.
+s0=$(server_cpu)
+/usr/bin/time -f "%e %U %S %M" -o "$dir/time-preroll.txt" \
+  "$bin" watch "${urls[@]}" --seconds "$secs" --ring-seconds 10 --every 0 > "$dir/watch.txt"
+s1=$(server_cpu)
+read -r p_wall p_user p_sys p_rss < <(tail -1 "$dir/time-preroll.txt")
+# Media held by the rings at the end, from "ring 10.0 s / 5.02 MB in …".
+ring_bytes=$(awk '{ for (i = 1; i < NF; i++) if ($i == "ring") { v = $(i + 4); u = $(i + 5);
+    m = (u == "kB") ? 1e3 : (u == "MB") ? 1e6 : (u == "GB") ? 1e9 : 1; t += v * m } } END { printf "%.0f", t }' "$dir/watch.txt")
+frames=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "frames,") t += $i } END { print t }' "$dir/watch.txt")
+reconnects=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "reconnects,") t += $i } END { print t }' "$dir/watch.txt")
+
+# preroll, one stream, for the baseline RSS.
+/usr/bin/time -f "%e %U %S %M" -o "$dir/time-preroll-1.txt" \
+  "$bin" watch "${urls[0]}" --seconds 20 --ring-seconds 10 --every 0 > "$dir/watch-1.txt"
+read -r _ _ _ p1_rss < <(tail -1 "$dir/time-preroll-1.txt")
+
+# ffmpeg, one process per stream.
+out=/dev/shm/preroll-bench-ffmpeg
+rm -rf "$out" && mkdir -p "$out"
+s2=$(server_cpu)
+for i in $(seq "$n"); do
+  /usr/bin/time -f "%e %U %S %M" -o "$dir/time-ffmpeg-$i.txt" \
+    timeout -s INT "$secs" ffmpeg -nostdin -hide_banner -v error -rtsp_transport tcp -i "${urls[$((i - 1))]}" \
+    -c copy -f segment -segment_time 2 -reset_timestamps 1 "$out/cam$i-%05d.mp4" &
+done
+wait_status=0
+for job in $(jobs -p); do [ "$job" = "$server_pid" ] || wait "$job" || wait_status=$?; done
+s3=$(server_cpu)
+f_cpu=0; f_rss=0
+for i in $(seq "$n"); do
+  read -r _ u s m < <(tail -1 "$dir/time-ffmpeg-$i.txt")
+  f_cpu=$(awk -v a="$f_cpu" -v u="$u" -v s="$s" 'BEGIN { print a + u + s }')
+  f_rss=$(awk -v a="$f_rss" -v m="$m" 'BEGIN { print a + m }')
+done
+f_bytes=$(du -sb "$out" | cut -f1)
+
+awk -v n="$n" -v secs="$secs" -v pu="$p_user" -v ps="$p_sys" -v prss="$p_rss" -v p1="$p1_rss" \
+    -v ring="$ring_bytes" -v fcpu="$f_cpu" -v frss="$f_rss" -v frames="$frames" -v rec="$reconnects" \
+    -v sp="$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}')" -v sf="$(awk -v a="$s2" -v b="$s3" 'BEGIN{print b-a}')" \
+    -v fbytes="$f_bytes" 'BEGIN {
+  pcpu = (pu + ps) / n; fc = fcpu / n
+  printf "%d streams of 1080p25 H.264+AAC at 4 Mb/s, %d s each, 10 s ring\n", n, secs
+  printf "  %-28s %14s %12s %14s\n", "", "CPU s/stream", "% of a core", "RSS MB/stream"
+  printf "  %-28s %14.3f %12.2f %14.2f\n", "preroll (1 process)", pcpu, 100 * pcpu / secs, prss / 1024 / n
+  printf "  %-28s %14.3f %12.2f %14.2f\n", "ffmpeg -c copy -f segment", fc, 100 * fc / secs, frss / 1024 / n
+  printf "  preroll CPU per stream = 1/%.1f of ffmpeg'\''s\n", fc / pcpu
+  over = ((prss - p1) * 1024 / (n - 1) - ring / n) / 1e6
+  printf "  preroll RSS: %.1f MB with %d streams, %.1f MB with 1; rings hold %.1f MB per stream;\n", prss / 1024, n, p1 / 1024, ring / n / 1e6
+  printf "  overhead above the buffered media: %.2f MB per stream\n", over
+  printf "  preroll ingested %d frames, %d reconnects; ffmpeg wrote %.1f MB of segments\n", frames, rec, fbytes / 1e6
+  printf "  server CPU: %.1f s during the preroll run, %.1f s during the ffmpeg run\n", sp, sf
+}'
+echo "($(nproc) cores, kernel $(uname -r))"

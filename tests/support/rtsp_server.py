@@ -1,0 +1,385 @@
+#!/usr/bin/python3
+"""A real RTSP server for preroll's tests and benchmarks, built on GStreamer's gst-rtsp-server.
+
+Run it with Debian's /usr/bin/python3: that is the interpreter python3-gi is installed for
+(another python3 on PATH may not have `gi`).
+
+    rtsp_server.py [--port N] --mount NAME=SPEC [--mount NAME=SPEC ...]
+                   [--user U --password P --auth basic|digest]
+
+SPEC is one of
+
+    live:VIDEO[+aac]        a live test pattern, 640x360 at 25 fps, 1 s GOP, optional AAC
+                            (48 kHz mono sine). VIDEO is h264 (High, no B-frames),
+                            h264b (High with 2 B-frames), h265 (Main, no B-frames) or
+                            h265b (Main with 2 B-frames). One encoder per mount, shared
+                            by all its clients, as with a camera.
+    file:/abs/path.mp4      an existing MP4 (H.264 or H.265, optional AAC) sent as it is,
+                            paced in real time, once; every client gets it from the start.
+    file-loop:/abs/path.mp4 the same, looped forever with continuous timestamps.
+
+It binds 127.0.0.1 only (port 0 picks a free one), serves RTP over TCP (interleaved) and
+UDP, prints exactly one line `READY rtsp://127.0.0.1:PORT` on stdout once it accepts
+connections, and exits with status 0 on SIGTERM or SIGINT. Errors go to stderr.
+"""
+
+import argparse
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstPbutils", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstPbutils, GstRtsp, GstRtspServer  # noqa: E402
+
+WIDTH, HEIGHT, FPS = 640, 360, 25
+
+# Video encoders for live mounts; each ends in payloader pay0.
+#
+# - key-int-max=FPS with scenecut=0: a fixed 1 s GOP, as cameras have. (Without scenecut=0,
+#   x264 without lookahead took the scrolling pattern for scene cuts and put an IDR every
+#   8 frames or so.)
+# - tune=zerolatency: the encoder holds no frames back (no lookahead, no frame threads), so
+#   what a client receives is as fresh as a camera's output. It also turns B-frames off,
+#   which is why the B-frame variants set their own options instead.
+# - sliced-threads=false: zerolatency would cut each frame into one slice per thread, and
+#   rtph264pay then repeats SPS/PPS before every slice of a keyframe, which makes ffmpeg
+#   split that keyframe into two access units with the same timestamp.
+# - config-interval=-1: SPS/PPS (and VPS) in-band before every keyframe, as most cameras
+#   send them, besides the copy in the SDP.
+# - B-frames (h264b, h265b) are what make decode order differ from presentation order;
+#   b-adapt off puts both B-frames in every GOP, a short lookahead keeps the delay small.
+LIVE_VIDEO = {
+    "h264": (
+        f"x264enc speed-preset=veryfast tune=zerolatency key-int-max={FPS} bitrate=1000"
+        " sliced-threads=false option-string=scenecut=0"
+        " ! video/x-h264,profile=high"
+        " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    ),
+    "h264b": (
+        f"x264enc speed-preset=veryfast key-int-max={FPS} bitrate=1000"
+        " bframes=2 b-adapt=false rc-lookahead=5 sync-lookahead=0 option-string=scenecut=0"
+        " ! video/x-h264,profile=high"
+        " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    ),
+    "h265": (
+        f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={FPS} bitrate=800"
+        " option-string=scenecut=0"
+        " ! video/x-h265,profile=main"
+        " ! rtph265pay name=pay0 pt=96 config-interval=-1"
+    ),
+    "h265b": (
+        f"x265enc speed-preset=ultrafast key-int-max={FPS} bitrate=800"
+        " option-string=bframes=2:b-adapt=0:rc-lookahead=5:scenecut=0"
+        " ! video/x-h265,profile=main"
+        " ! rtph265pay name=pay0 pt=96 config-interval=-1"
+    ),
+}
+
+# A moving picture (the SMPTE bars scroll sideways), so consecutive frames differ and the
+# encoder produces real P/B-frames rather than empty skips.
+LIVE_VIDEO_SOURCE = (
+    "videotestsrc is-live=true pattern=smpte horizontal-speed=4"
+    f" ! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={FPS}/1"
+)
+
+# AAC-LC, mono at 48 kHz, ending in payloader pay1 (RFC 3640 mpeg4-generic, as cameras
+# send AAC).
+LIVE_AUDIO = (
+    "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+    " ! audio/x-raw,rate=48000,channels=1"
+    " ! audioconvert ! voaacenc bitrate=64000"
+    " ! rtpmp4gpay name=pay1 pt=97"
+)
+
+# File mounts pass the coded video on untouched: the parser only frames it for the
+# payloader, which adds in-band parameter sets as for live mounts.
+FILE_VIDEO = {
+    "H.264": "h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
+    "H.265": "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1",
+}
+FILE_AUDIO = "aacparse ! rtpmp4gpay name=pay1 pt=97"
+
+
+class SpecError(Exception):
+    pass
+
+
+def live_launch(spec):
+    """The launch line of a live:VIDEO[+aac] mount."""
+    video, _, audio = spec.partition("+")
+    if video not in LIVE_VIDEO or audio not in ("", "aac"):
+        raise SpecError(
+            f"unknown live spec {spec!r}: want VIDEO or VIDEO+aac, VIDEO one of "
+            + ", ".join(LIVE_VIDEO)
+        )
+    parts = [f"{LIVE_VIDEO_SOURCE} ! {LIVE_VIDEO[video]}"]
+    if audio:
+        parts.append(LIVE_AUDIO)
+    return "( " + " ".join(parts) + " )"
+
+
+def probe_file(path):
+    """(video codec name, has AAC audio) of an MP4, found by GStreamer's own discoverer so a
+    file the server cannot demux is refused before READY, not when a client connects."""
+    if not path.startswith("/"):
+        raise SpecError(f"file mounts need an absolute path, got {path!r}")
+    try:
+        info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(
+            Gst.filename_to_uri(path)
+        )
+    except GLib.Error as e:
+        raise SpecError(f"cannot read {path}: {e.message}") from None
+    container = info.get_stream_info().get_caps().get_structure(0).get_name()
+    if container != "video/quicktime":
+        raise SpecError(f"{path} is {container}, not an MP4")
+    videos = info.get_video_streams()
+    if not videos:
+        raise SpecError(f"{path} has no video stream")
+    video = GstPbutils.pb_utils_get_codec_description(videos[0].get_caps())
+    codec = next((c for c in FILE_VIDEO if video.startswith(c)), None)
+    if codec is None:
+        raise SpecError(f"{path}: video is {video}, want H.264 or H.265")
+    aac = any(
+        a.get_caps().get_structure(0).get_name() == "audio/mpeg"
+        and a.get_caps().get_structure(0).get_value("mpegversion") in (2, 4)
+        for a in info.get_audio_streams()
+    )
+    return codec, aac
+
+
+def file_launch(path):
+    """The launch line of a file mount: demux and payload, no decoding or encoding."""
+    codec, aac = probe_file(path)
+    location = path.replace("\\", "\\\\").replace('"', '\\"')
+    parts = [
+        f'filesrc location="{location}" ! qtdemux name=demux',
+        f"demux.video_0 ! queue ! {FILE_VIDEO[codec]}",
+    ]
+    if aac:
+        parts.append(f"demux.audio_0 ! queue ! {FILE_AUDIO}")
+    return "( " + " ".join(parts) + " )"
+
+
+class Looper:
+    """Loops one media's qtdemux forever, with timestamps that keep going up.
+
+    Downstream of the demuxer (parsers, payloaders, the RTSP session) nothing may learn
+    that the file ended, so when every demuxed stream has reached its end:
+
+    - the EOS events are dropped;
+    - the demuxer alone gets a flushing seek back to 0, and the flush events it sends
+      downstream for that seek are dropped too. (A non-flushing seek does not work: once
+      EOS has passed a pad, the pad refuses data until a flush clears it. A flushing seek on
+      the whole pipeline would reset its running time, and RTP timestamps with it.)
+    - the demuxer restarts its timeline at 0, so its source pads get an offset that moves
+      the new pass to where the previous one ended in running time, which is what RTP
+      payloaders stamp packets with: clients see one endless stream.
+    """
+
+    def __init__(self, media):
+        self.demux = media.get_element().get_by_name("demux")
+        self.pads = []
+        self.ended = set()
+        self.segments = {}
+        # Running time (as seen downstream, offset included) at which the current pass
+        # ends: the end of its latest sample, in nanoseconds.
+        self.pass_end = 0
+        self.seek_seqnum = None
+        self.demux.connect("pad-added", self.on_pad_added)
+
+    def on_pad_added(self, _demux, pad):
+        self.pads.append(pad)
+        # Flush events reach only probes that ask for them by name.
+        pad.add_probe(
+            Gst.PadProbeType.EVENT_DOWNSTREAM | Gst.PadProbeType.EVENT_FLUSH, self.on_event
+        )
+        pad.add_probe(Gst.PadProbeType.BUFFER, self.on_buffer)
+
+    def on_buffer(self, pad, info):
+        buf = info.get_buffer()
+        seg = self.segments.get(pad.get_name())
+        if seg is not None and buf.pts != Gst.CLOCK_TIME_NONE:
+            start = seg.to_running_time(Gst.Format.TIME, buf.pts)
+            if start != Gst.CLOCK_TIME_NONE:
+                duration = buf.duration if buf.duration != Gst.CLOCK_TIME_NONE else 0
+                self.pass_end = max(self.pass_end, start + duration)
+        return Gst.PadProbeReturn.OK
+
+    def on_event(self, pad, info):
+        event = info.get_event()
+        ours = event.get_seqnum() == self.seek_seqnum
+        if event.type == Gst.EventType.SEGMENT:
+            self.segments[pad.get_name()] = event.parse_segment()
+        elif event.type in (Gst.EventType.FLUSH_START, Gst.EventType.FLUSH_STOP):
+            if ours:
+                return Gst.PadProbeReturn.DROP
+            if event.type == Gst.EventType.FLUSH_STOP:
+                # Someone else (the RTSP media, for a client's PLAY) seeked the whole
+                # pipeline: running time starts again from 0, and so do we.
+                self.reset()
+        elif event.type == Gst.EventType.EOS:
+            self.ended.add(pad.get_name())
+            if len(self.ended) == len(self.pads):
+                self.ended.clear()
+                # Seeking from the streaming thread that is sending EOS would deadlock on
+                # the demuxer's stream lock: do it from the main loop.
+                GLib.idle_add(self.rewind)
+            return Gst.PadProbeReturn.DROP
+        return Gst.PadProbeReturn.OK
+
+    def reset(self):
+        self.pass_end = 0
+        for pad in self.pads:
+            pad.set_offset(0)
+
+    def rewind(self):
+        # After the flushing seek the demuxer's running time starts from 0 again; the
+        # offset puts that 0 where the pass just played ended. (Probes see segments with
+        # the pad's offset already applied, so pass_end is in that same timeline.)
+        for pad in self.pads:
+            pad.set_offset(self.pass_end)
+        seek = Gst.Event.new_seek(
+            1.0,
+            Gst.Format.TIME,
+            Gst.SeekFlags.FLUSH,
+            Gst.SeekType.SET,
+            0,
+            Gst.SeekType.NONE,
+            -1,
+        )
+        self.seek_seqnum = seek.get_seqnum()
+        if not self.demux.send_event(seek):
+            print("rtsp_server: cannot loop: seek to 0 failed", file=sys.stderr, flush=True)
+        return GLib.SOURCE_REMOVE
+
+
+def refuse_seeking(_factory, media):
+    """Makes a live media answer "not seekable", as a camera does.
+
+    videotestsrc says it can seek, so gst-rtsp-server would honour the `Range: npt=0-` that
+    clients such as ffmpeg send with PLAY by seeking the shared pipeline back to 0: every
+    client joining a live mount would restart the running time, and with it the RTP
+    timestamps of everyone already watching. Answering the pipeline's SEEKING query at the
+    payloaders makes the server skip that seek (the PLAY still succeeds).
+    """
+
+    def on_query(_pad, info):
+        if info.get_query().type != Gst.QueryType.SEEKING:
+            return Gst.PadProbeReturn.OK
+        # A new SEEKING query already reads "not seekable", so answering it untouched says
+        # what we want. (It could not be written here anyway: PyGObject's wrapper holds a
+        # second reference to it, which makes it read-only.)
+        return Gst.PadProbeReturn.HANDLED
+
+    element = media.get_element()
+    for name in ("pay0", "pay1"):
+        pay = element.get_by_name(name)
+        if pay is not None:
+            pay.get_static_pad("src").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, on_query)
+
+
+def make_factory(spec):
+    kind, _, arg = spec.partition(":")
+    factory = GstRtspServer.RTSPMediaFactory()
+    if kind == "live":
+        factory.set_launch(live_launch(arg))
+        # One encoder per mount, whatever the number of clients: that is a camera, and it
+        # keeps the CPU cost of a mount fixed.
+        factory.set_shared(True)
+        factory.connect("media-configure", refuse_seeking)
+    elif kind in ("file", "file-loop"):
+        factory.set_launch(file_launch(arg))
+        # Each client gets its own pipeline, from the start of the file: a reconnecting
+        # test sees the same media again, and a seek for one client cannot disturb another.
+        factory.set_shared(False)
+        if kind == "file-loop":
+            # The Looper lives as long as the media: its probes and handlers hold it.
+            factory.connect("media-configure", lambda _factory, media: Looper(media))
+    else:
+        raise SpecError(f"unknown mount kind {kind!r} in {spec!r}: want live, file or file-loop")
+    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+    return factory
+
+
+def make_auth(method, user, password):
+    """An RTSPAuth that lets `user` (and nobody else) see and play every mount."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+    if method == "basic":
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    else:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(user, password, token)
+    return auth
+
+
+def permissions():
+    perms = GstRtspServer.RTSPPermissions()
+    for permission in (
+        GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS,
+        GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT,
+    ):
+        perms.add_permission_for_role("user", permission, True)
+    return perms
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free one)")
+    p.add_argument("--mount", action="append", default=[], metavar="NAME=SPEC", required=True)
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--auth", choices=("basic", "digest"))
+    args = p.parse_args()
+    if (args.auth is None) != (args.user is None) or (args.user is None) != (args.password is None):
+        p.error("--user, --password and --auth go together")
+    return args
+
+
+def main():
+    args = parse_args()
+    Gst.init(None)
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    mounts = server.get_mount_points()
+    auth = make_auth(args.auth, args.user, args.password) if args.auth else None
+    if auth:
+        server.set_auth(auth)
+    names = set()
+    for m in args.mount:
+        name, sep, spec = m.partition("=")
+        name = name.strip("/")
+        if not sep or not name or not spec:
+            sys.exit(f"rtsp_server: bad --mount {m!r}: want NAME=SPEC")
+        if name in names:
+            sys.exit(f"rtsp_server: mount {name!r} given twice")
+        names.add(name)
+        try:
+            factory = make_factory(spec)
+        except SpecError as e:
+            sys.exit(f"rtsp_server: mount {name!r}: {e}")
+        if auth:
+            factory.set_permissions(permissions())
+        mounts.add_factory("/" + name, factory)
+
+    loop = GLib.MainLoop()
+    # attach() binds the socket now, so a taken port is reported here rather than later.
+    if server.attach(None) == 0:
+        sys.exit(f"rtsp_server: cannot listen on 127.0.0.1:{args.port}")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+
+    print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}", flush=True)
+    loop.run()
+
+
+if __name__ == "__main__":
+    main()
