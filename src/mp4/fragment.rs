@@ -44,6 +44,9 @@ pub enum MediaData {
     Memory(Bytes),
     /// A byte range of a file, copied file-to-file when written (no user-space copy).
     File(FileRange),
+    /// Consecutive buffers (a live segment keeps its frames' own allocations rather than
+    /// copying them into one), written with one vectored write.
+    Pieces(Arc<[Bytes]>),
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +61,7 @@ impl MediaData {
         match self {
             MediaData::Memory(b) => b.len() as u64,
             MediaData::File(r) => r.len,
+            MediaData::Pieces(p) => p.iter().map(|b| b.len() as u64).sum(),
         }
     }
 
@@ -76,7 +80,38 @@ impl MediaData {
                 offset: r.offset + start,
                 len: end - start,
             }),
+            MediaData::Pieces(parts) => {
+                let mut out = Vec::new();
+                let mut at = 0u64;
+                for b in parts.iter() {
+                    let (lo, hi) = (at, at + b.len() as u64);
+                    at = hi;
+                    if hi <= start || lo >= end {
+                        continue;
+                    }
+                    let from = start.saturating_sub(lo) as usize;
+                    let to = (end.min(hi) - lo) as usize;
+                    out.push(b.slice(from..to));
+                }
+                MediaData::Pieces(out.into())
+            }
         }
+    }
+
+    /// The bytes in memory: shared as they are, or gathered (file ranges are read).
+    pub fn to_bytes(&self) -> std::io::Result<Bytes> {
+        Ok(match self {
+            MediaData::Memory(b) => b.clone(),
+            MediaData::Pieces(p) if p.len() == 1 => p[0].clone(),
+            MediaData::Pieces(p) => Bytes::from(p.concat()),
+            MediaData::File(r) => {
+                use std::os::unix::fs::FileExt;
+                let len = usize::try_from(r.len).map_err(std::io::Error::other)?;
+                let mut buf = vec![0u8; len];
+                r.file.read_exact_at(&mut buf, r.offset)?;
+                Bytes::from(buf)
+            }
+        })
     }
 }
 

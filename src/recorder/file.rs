@@ -184,6 +184,9 @@ impl ClipFile {
                 MediaData::Memory(b) => {
                     self.file.write_all(b).map_err(|e| self.io("writing", e))?
                 }
+                MediaData::Pieces(parts) => {
+                    write_all_vectored(&mut self.file, parts).map_err(|e| self.io("writing", e))?
+                }
                 MediaData::File(r) => self.copy_range(r)?,
             }
         }
@@ -292,6 +295,33 @@ impl Drop for ClipFile {
             let _ = fs::remove_file(&self.partial);
         }
     }
+}
+
+/// Writes every buffer, as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, parts: &[bytes::Bytes]) -> io::Result<()> {
+    // The kernel takes at most IOV_MAX (1024) buffers per call.
+    const MAX_IOV: usize = 1024;
+    let mut first = 0usize; // first buffer not fully written
+    let mut skip = 0usize; // bytes of it already written
+    while first < parts.len() {
+        let end = (first + MAX_IOV).min(parts.len());
+        let mut iov: Vec<io::IoSlice<'_>> = Vec::with_capacity(end - first);
+        iov.push(io::IoSlice::new(&parts[first][skip..]));
+        iov.extend(parts[first + 1..end].iter().map(|b| io::IoSlice::new(b)));
+        let mut n = match file.write_vectored(&iov) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while first < parts.len() && n >= parts[first].len() - skip {
+            n -= parts[first].len() - skip;
+            first += 1;
+            skip = 0;
+        }
+        skip += n;
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing a range of the file to disk, without waiting for it.

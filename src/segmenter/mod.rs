@@ -13,7 +13,7 @@ mod reorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::mp4::fragment::SAMPLE_NON_SYNC;
 use crate::mp4::moov::{MovieSpec, TrackSpec, write_init};
@@ -252,8 +252,10 @@ impl Segmenter {
         if b.samples.iter().all(Vec::is_empty) {
             return None;
         }
-        let mut payload =
-            BytesMut::with_capacity(b.samples.iter().flatten().map(|(_, d)| d.len()).sum());
+        // The segment keeps the frames' own buffers (retina sizes each exactly): no copy, and
+        // no moment where a GOP is held twice.
+        let mut pieces: Vec<Bytes> = Vec::with_capacity(b.samples.iter().map(Vec::len).sum());
+        let mut payload_len = 0u64;
         let mut tracks = Vec::new();
         for (t, samples) in b.samples.into_iter().enumerate() {
             let Some(first) = b.first_dts[t] else {
@@ -263,10 +265,11 @@ impl Segmenter {
             let Ok(base) = u64::try_from(first + headroom) else {
                 continue;
             };
-            let data_offset = payload.len() as u64;
+            let data_offset = payload_len;
             let mut run = Vec::with_capacity(samples.len());
             for (s, data) in samples {
-                payload.extend_from_slice(&data);
+                payload_len += data.len() as u64;
+                pieces.push(data);
                 run.push(s);
             }
             tracks.push(TrackFragment {
@@ -282,7 +285,7 @@ impl Segmenter {
         let fragment = Fragment {
             sequence: self.next_sequence as u32,
             tracks,
-            data: MediaData::Memory(payload.freeze()),
+            data: MediaData::Pieces(pieces.into()),
         };
         let mut segment = Segment::new(self.next_sequence, self.stream_id, init, vec![fragment]);
         segment.received = b.received;

@@ -2,13 +2,12 @@
 //! and benchmarks, once or looped forever with continuous timestamps.
 
 use std::collections::VecDeque;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::mp4::{Codec, Fragment, InitSegment, MediaData, TrackInfo, TrackKind};
+use crate::mp4::{Codec, Fragment, InitSegment, TrackInfo, TrackKind};
 use crate::remux::BoxFile;
 use crate::remux::playlist::Resource;
 
@@ -288,16 +287,10 @@ impl FileSource {
 
     /// Turns a fragment into frames of the selected tracks, in decode-time order.
     fn load(&mut self, fragment: Fragment) -> Result<(), SourceError> {
-        let payload = match &fragment.data {
-            MediaData::Memory(b) => b.clone(),
-            MediaData::File(r) => {
-                let mut buf = vec![0u8; usize::try_from(r.len).unwrap_or(0)];
-                r.file.read_exact_at(&mut buf, r.offset).map_err(|e| {
-                    SourceError::new(SourceErrorKind::Io, format!("{}: {e}", self.name))
-                })?;
-                Bytes::from(buf)
-            }
-        };
+        let payload = fragment
+            .data
+            .to_bytes()
+            .map_err(|e| SourceError::new(SourceErrorKind::Io, format!("{}: {e}", self.name)))?;
         let mut frames = Vec::new();
         for t in &fragment.tracks {
             let Some(index) = self.selected.iter().position(|s| s.track_id == t.track_id) else {

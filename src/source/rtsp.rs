@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use retina::client::{
     Credentials, Demuxed, InitialTimestampPolicy, PlayOptions, Session, SessionOptions,
     SetupOptions,
@@ -13,7 +13,15 @@ use retina::codec::{CodecItem, ParametersRef};
 
 use crate::mp4::{Codec, TrackKind};
 
+use super::arrival::ArrivalClock;
 use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, redact_url};
+
+/// How long packets may queue in the socket before they are read. Over TCP nothing can be
+/// lost (flow control holds the sender back, and the kernel grows the buffer to megabytes);
+/// a quarter second is invisible next to a GOP of pre-roll. Over UDP the default 208 KB socket
+/// buffer is the limit: 50 ms of a 16 Mb/s stream is 100 KB.
+const READ_BATCH_TCP: Duration = Duration::from_millis(250);
+const READ_BATCH_UDP: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
@@ -67,6 +75,9 @@ pub struct RtspSource {
     params: Vec<TrackParams>,
     pending: Option<SourceEvent>,
     stall_timeout: Duration,
+    read_batch: Duration,
+    /// Per selected stream, when its frames arrived (reads are batched; see `arrival`).
+    clocks: Vec<ArrivalClock>,
 }
 
 impl std::fmt::Debug for RtspSource {
@@ -232,6 +243,11 @@ impl RtspSource {
             params: Vec::new(),
             pending: None,
             stall_timeout: options.stall_timeout,
+            read_batch: match options.transport {
+                Transport::Tcp => READ_BATCH_TCP,
+                Transport::Udp => READ_BATCH_UDP,
+            },
+            clocks: Vec::new(),
         };
         if source.refresh_params() {
             // Known from the SDP already: announce them before the first frame.
@@ -310,20 +326,33 @@ impl Source for RtspSource {
             return Ok(Some(e));
         }
         loop {
-            let item = tokio::time::timeout(self.stall_timeout, self.demuxed.next())
-                .await
-                .map_err(|_| {
-                    SourceError::new(
-                        SourceErrorKind::Stalled,
-                        format!("{}: no frame for {:?}", self.url_shown, self.stall_timeout),
-                    )
-                })?;
+            // Take what is already buffered without waiting. When nothing is, let packets
+            // queue in the kernel for a moment and then drain them in one go: one pass per
+            // batch instead of one per RTP packet is most of the CPU a camera costs (see
+            // scripts/bench-ingest.sh).
+            let item = match self.demuxed.next().now_or_never() {
+                Some(item) => item,
+                None => {
+                    tokio::time::sleep(self.read_batch).await;
+                    tokio::time::timeout(self.stall_timeout, self.demuxed.next())
+                        .await
+                        .map_err(|_| {
+                            SourceError::new(
+                                SourceErrorKind::Stalled,
+                                format!(
+                                    "{}: no frame for {:?}",
+                                    self.url_shown, self.stall_timeout
+                                ),
+                            )
+                        })?
+                }
+            };
             let item = match item {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(classify(&e, &self.url_shown)),
                 Some(Ok(item)) => item,
             };
-            let received = Instant::now();
+            let read = Instant::now();
             let (stream_id, timestamp, keyframe, new_params, data) = match item {
                 CodecItem::VideoFrame(f) => {
                     let h265 = self.params.first().is_some_and(|p| p.codec == Codec::H265);
@@ -353,6 +382,15 @@ impl Source for RtspSource {
             else {
                 continue;
             };
+            if self.clocks.len() != self.selected.len() {
+                let streams = self.demuxed.streams();
+                self.clocks = self
+                    .selected
+                    .iter()
+                    .map(|s| ArrivalClock::new(streams[s.session_index].clock_rate_hz()))
+                    .collect();
+            }
+            let received = self.clocks[track].place(timestamp.elapsed(), read);
             let frame = Frame {
                 track,
                 pts: Some(timestamp.elapsed()),
