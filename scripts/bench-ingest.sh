@@ -5,8 +5,10 @@
 #   - by preroll: one `preroll watch` process for all N streams;
 #   - in the same run, by `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment`, one per
 #     stream (what Frigate-style recorders run), writing its segments to tmpfs.
-# Reports CPU seconds and RSS per stream for both, and preroll's RSS above the media its rings
-# hold (from a second, one-stream run: (RSS_N - RSS_1) / (N - 1) - ring bytes per stream).
+# Reports CPU seconds and RSS per stream for both, and preroll's memory above the media it
+# buffers: `preroll watch` reports its RSS and its buffered media (rings + segments in
+# progress) at the same instant, and a one-stream run gives the baseline:
+#   overhead per stream = ((RSS_N - RSS_1) - (media_N - media_1)) / (N - 1).
 #
 #   scripts/bench-ingest.sh              # N=4, BENCH_SECONDS=60
 #   N=8 BENCH_SECONDS=120 scripts/bench-ingest.sh
@@ -49,16 +51,16 @@ s0=$(server_cpu)
   "$bin" watch "${urls[@]}" --seconds "$secs" --ring-seconds 10 --every 0 > "$dir/watch.txt"
 s1=$(server_cpu)
 read -r p_wall p_user p_sys p_rss < <(tail -1 "$dir/time-preroll.txt")
-# Media held by the rings at the end, from "ring 10.0 s / 5.02 MB in …".
-ring_bytes=$(awk '{ for (i = 1; i < NF; i++) if ($i == "ring") { v = $(i + 4); u = $(i + 5);
-    m = (u == "kB") ? 1e3 : (u == "MB") ? 1e6 : (u == "GB") ? 1e9 : 1; t += v * m } } END { printf "%.0f", t }' "$dir/watch.txt")
+rss_n=$(sed -n 's/.*rss_bytes=\([0-9]*\).*/\1/p' "$dir/watch.txt")
+media_n=$(sed -n 's/.*buffered_bytes=\([0-9]*\).*/\1/p' "$dir/watch.txt")
 frames=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "frames,") t += $i } END { print t }' "$dir/watch.txt")
 reconnects=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "reconnects,") t += $i } END { print t }' "$dir/watch.txt")
 
 # preroll, one stream, for the baseline RSS.
 /usr/bin/time -f "%e %U %S %M" -o "$dir/time-preroll-1.txt" \
   "$bin" watch "${urls[0]}" --seconds 20 --ring-seconds 10 --every 0 > "$dir/watch-1.txt"
-read -r _ _ _ p1_rss < <(tail -1 "$dir/time-preroll-1.txt")
+rss_1=$(sed -n 's/.*rss_bytes=\([0-9]*\).*/\1/p' "$dir/watch-1.txt")
+media_1=$(sed -n 's/.*buffered_bytes=\([0-9]*\).*/\1/p' "$dir/watch-1.txt")
 
 # ffmpeg, one process per stream.
 out=/dev/shm/preroll-bench-ffmpeg
@@ -80,8 +82,8 @@ for i in $(seq "$n"); do
 done
 f_bytes=$(du -sb "$out" | cut -f1)
 
-awk -v n="$n" -v secs="$secs" -v pu="$p_user" -v ps="$p_sys" -v prss="$p_rss" -v p1="$p1_rss" \
-    -v ring="$ring_bytes" -v fcpu="$f_cpu" -v frss="$f_rss" -v frames="$frames" -v rec="$reconnects" \
+awk -v n="$n" -v secs="$secs" -v pu="$p_user" -v ps="$p_sys" -v prss="$p_rss" \
+    -v rn="$rss_n" -v r1="$rss_1" -v mn="$media_n" -v m1="$media_1" -v fcpu="$f_cpu" -v frss="$f_rss" -v frames="$frames" -v rec="$reconnects" \
     -v sp="$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}')" -v sf="$(awk -v a="$s2" -v b="$s3" 'BEGIN{print b-a}')" \
     -v fbytes="$f_bytes" 'BEGIN {
   pcpu = (pu + ps) / n; fc = fcpu / n
@@ -90,9 +92,9 @@ awk -v n="$n" -v secs="$secs" -v pu="$p_user" -v ps="$p_sys" -v prss="$p_rss" -v
   printf "  %-28s %14.3f %12.2f %14.2f\n", "preroll (1 process)", pcpu, 100 * pcpu / secs, prss / 1024 / n
   printf "  %-28s %14.3f %12.2f %14.2f\n", "ffmpeg -c copy -f segment", fc, 100 * fc / secs, frss / 1024 / n
   printf "  preroll CPU per stream = 1/%.1f of ffmpeg'\''s\n", fc / pcpu
-  over = ((prss - p1) * 1024 / (n - 1) - ring / n) / 1e6
-  printf "  preroll RSS: %.1f MB with %d streams, %.1f MB with 1; rings hold %.1f MB per stream;\n", prss / 1024, n, p1 / 1024, ring / n / 1e6
-  printf "  overhead above the buffered media: %.2f MB per stream\n", over
+  over = ((rn - r1) - (mn - m1)) / (n - 1) / 1e6
+  printf "  preroll at the end: RSS %.1f MB holding %.1f MB of media with %d streams; %.1f MB holding %.1f MB with 1\n", rn / 1e6, mn / 1e6, n, r1 / 1e6, m1 / 1e6
+  printf "  memory above the buffered media: %.2f MB per stream (peak RSS %.1f MB)\n", over, prss / 1024
   printf "  preroll ingested %d frames, %d reconnects; ffmpeg wrote %.1f MB of segments\n", frames, rec, fbytes / 1e6
   printf "  server CPU: %.1f s during the preroll run, %.1f s during the ffmpeg run\n", sp, sf
 }'

@@ -59,6 +59,8 @@ pub struct CameraStatus {
     pub ended: bool,
     pub frames: u64,
     pub bytes: u64,
+    /// Media held by the segmenter for the segment in progress (not in the ring yet).
+    pub pending_bytes: u64,
     pub dropped_frames: u64,
     /// Where each stream joined: sequence of its first segment.
     pub stream_starts: Vec<(u64, u64)>,
@@ -212,7 +214,9 @@ async fn run_stream(
                     st.frames += 1;
                     st.bytes += frame.data.len() as u64;
                 }
-                match segmenter.push(frame) {
+                let pushed = segmenter.push(frame);
+                lock(&shared.status).pending_bytes = segmenter.pending_bytes();
+                match pushed {
                     Ok(segments) => segments.into_iter().for_each(|s| publish(shared, Some(s))),
                     Err(e) => {
                         break Err(SourceError::new(SourceErrorKind::Protocol, e.to_string()));

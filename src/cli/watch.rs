@@ -82,7 +82,34 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     for c in &cameras {
         println!("{}", status_line(c, started.elapsed()));
     }
+    // Memory against the media it buffers, taken at one instant (for scripts/bench-ingest.sh).
+    let buffered: u64 = cameras
+        .iter()
+        .map(|c| c.ring().bytes() + c.status().pending_bytes)
+        .sum();
+    let (rss, peak) = own_memory();
+    println!(
+        "process: rss {} (peak {}); media buffered {} (rings and segments in progress); rss_bytes={} buffered_bytes={}",
+        super::human_bytes(rss),
+        super::human_bytes(peak),
+        super::human_bytes(buffered),
+        rss,
+        buffered
+    );
     Ok(())
+}
+
+/// (VmRSS, VmHWM) of this process in bytes, from /proc (0 where unavailable).
+fn own_memory() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn status_line(c: &Camera, elapsed: Duration) -> String {

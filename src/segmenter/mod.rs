@@ -108,6 +108,19 @@ impl Segmenter {
         self.next_sequence
     }
 
+    /// Media bytes held for the segment in progress (and frames awaiting their duration).
+    pub fn pending_bytes(&self) -> u64 {
+        let building: usize = self
+            .current
+            .samples
+            .iter()
+            .flatten()
+            .map(|(_, d)| d.len())
+            .sum();
+        let waiting: usize = self.pending.iter().flatten().map(|f| f.data.len()).sum();
+        (building + waiting) as u64
+    }
+
     pub fn dropped(&self) -> Dropped {
         self.hygiene.dropped
     }
