@@ -127,6 +127,21 @@ fn video_only_camera_gives_no_audio_stream() {
 }
 
 #[test]
+fn unsupported_audio_is_reported_once_and_the_video_recorded() {
+    let srv = RtspServer::start(&[("cam", "live:h264+pcmu")], Auth::None).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("clip.mp4");
+    let o = preroll(&["record", &srv.url("cam"), "-o", s(&out), "--lookback", "1", "--duration", "2"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("cannot go into MP4 clips").count(), 1, "{stderr}");
+    assert!(stderr.contains("pcmu"), "names the codec: {stderr}");
+    assert_decodes_cleanly(&out);
+    let probe = Probe::of(&out);
+    assert_eq!((probe.count("video"), probe.count("audio")), (1, 0));
+}
+
+#[test]
 fn b_frames_get_decode_times_from_presentation_times() {
     let srv = RtspServer::start(&[("cam", "live:h264b+aac")], Auth::None).unwrap();
     let d = tempfile::tempdir().unwrap();

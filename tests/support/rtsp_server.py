@@ -9,7 +9,8 @@ Run it with Debian's /usr/bin/python3: that is the interpreter python3-gi is ins
 
 SPEC is one of
 
-    live:VIDEO[+aac]        a live test pattern, 640x360 at 25 fps, 1 s GOP, optional AAC
+    live:VIDEO[+aac|+pcmu]  a live test pattern, 640x360 at 25 fps, 1 s GOP, optional AAC
+                            (or G.711 mu-law, which MP4 clips cannot carry)
                             (48 kHz mono sine). VIDEO is h264 (High, no B-frames),
                             h264b (High with 2 B-frames), h265 (Main, no B-frames) or
                             h265b (Main with 2 B-frames). One encoder per mount, shared
@@ -95,6 +96,14 @@ LIVE_AUDIO = (
     " ! rtpmp4gpay name=pay1 pt=97"
 )
 
+# G.711 mu-law at 8 kHz (RTP payload type 0), as many cameras send: MP4 clips cannot carry
+# it, so it tests that an unsupported audio codec is reported and the video still recorded.
+LIVE_PCMU = (
+    "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+    " ! audio/x-raw,rate=8000,channels=1"
+    " ! audioconvert ! mulawenc ! rtppcmupay name=pay1 pt=0"
+)
+
 # File mounts pass the coded video on untouched: the parser only frames it for the
 # payloader, which adds in-band parameter sets as for live mounts.
 FILE_VIDEO = {
@@ -109,16 +118,18 @@ class SpecError(Exception):
 
 
 def live_launch(spec):
-    """The launch line of a live:VIDEO[+aac] mount."""
+    """The launch line of a live:VIDEO[+aac|+pcmu] mount."""
     video, _, audio = spec.partition("+")
-    if video not in LIVE_VIDEO or audio not in ("", "aac"):
+    if video not in LIVE_VIDEO or audio not in ("", "aac", "pcmu"):
         raise SpecError(
-            f"unknown live spec {spec!r}: want VIDEO or VIDEO+aac, VIDEO one of "
+            f"unknown live spec {spec!r}: want VIDEO, VIDEO+aac or VIDEO+pcmu, VIDEO one of "
             + ", ".join(LIVE_VIDEO)
         )
     parts = [f"{LIVE_VIDEO_SOURCE} ! {LIVE_VIDEO[video]}"]
-    if audio:
+    if audio == "aac":
         parts.append(LIVE_AUDIO)
+    elif audio == "pcmu":
+        parts.append(LIVE_PCMU)
     return "( " + " ".join(parts) + " )"
 
 
