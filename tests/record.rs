@@ -8,15 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Parses "… with X s of pre-roll …" from the summary line.
-fn preroll_of(summary: &str) -> f64 {
-    let at = summary
-        .find(" s of pre-roll")
-        .expect("summary names the pre-roll");
-    let head = &summary[..at];
-    head[head.rfind(' ').unwrap() + 1..].parse().unwrap()
-}
-
 /// The clip's packets of one stream must be a contiguous run of the source's, shifted by one
 /// constant (nothing lost, duplicated or reordered inside the clip).
 #[track_caller]

@@ -10,22 +10,6 @@ use std::time::Duration;
 use common::rtsp::{Auth, RtspServer};
 use common::*;
 
-fn preroll_of(summary: &str) -> f64 {
-    let at = summary
-        .find(" s of pre-roll")
-        .expect("summary names the pre-roll");
-    let head = &summary[..at];
-    head[head.rfind(' ').unwrap() + 1..].parse().unwrap()
-}
-
-fn discontinuities_of(summary: &str) -> usize {
-    let at = summary
-        .find(" discontinuities")
-        .expect("summary counts discontinuities");
-    let head = &summary[..at];
-    head[head.rfind(' ').unwrap() + 1..].parse().unwrap()
-}
-
 /// Records from `url` and checks what every clip must be; returns (clip probe, summary).
 fn record(dir: &std::path::Path, url: &str, extra: &[&str]) -> (Probe, String) {
     let out = dir.join("clip.mp4");
@@ -131,10 +115,23 @@ fn unsupported_audio_is_reported_once_and_the_video_recorded() {
     let srv = RtspServer::start(&[("cam", "live:h264+pcmu")], Auth::None).unwrap();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("clip.mp4");
-    let o = preroll(&["record", &srv.url("cam"), "-o", s(&out), "--lookback", "1", "--duration", "2"]);
+    let o = preroll(&[
+        "record",
+        &srv.url("cam"),
+        "-o",
+        s(&out),
+        "--lookback",
+        "1",
+        "--duration",
+        "2",
+    ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
-    assert_eq!(stderr.matches("cannot go into MP4 clips").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("cannot go into MP4 clips").count(),
+        1,
+        "{stderr}"
+    );
     assert!(stderr.contains("pcmu"), "names the codec: {stderr}");
     assert_decodes_cleanly(&out);
     let probe = Probe::of(&out);

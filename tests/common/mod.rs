@@ -499,3 +499,26 @@ pub fn first_tkhd_matrix(path: &Path) -> Vec<u8> {
     let end = at + size;
     bytes[end - 44..end - 8].to_vec()
 }
+
+/// The number just before `marker` in a summary line, e.g. `number_before(s, " s of pre-roll")`
+/// for "… with 2.004 s of pre-roll …".
+#[track_caller]
+pub fn number_before<T: std::str::FromStr>(summary: &str, marker: &str) -> T {
+    let at = summary
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {summary:?}"));
+    let head = &summary[..at];
+    let word = &head[head.rfind(' ').map_or(0, |i| i + 1)..];
+    word.parse()
+        .unwrap_or_else(|_| panic!("{word:?} before {marker:?} is not a number"))
+}
+
+/// The pre-roll a `record` summary line reports, in seconds.
+pub fn preroll_of(summary: &str) -> f64 {
+    number_before(summary, " s of pre-roll")
+}
+
+/// The discontinuities a summary line counts.
+pub fn discontinuities_of(summary: &str) -> usize {
+    number_before(summary, " discontinuities")
+}
