@@ -62,7 +62,8 @@ reconnects=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "reconnects,") t +=
 rss_1=$(sed -n 's/.*rss_bytes=\([0-9]*\).*/\1/p' "$dir/watch-1.txt")
 media_1=$(sed -n 's/.*buffered_bytes=\([0-9]*\).*/\1/p' "$dir/watch-1.txt")
 
-# ffmpeg, one process per stream.
+# ffmpeg, one process per stream, stopped after the same wall time as preroll (SIGINT from
+# `timeout`; ffmpeg may report "Immediate exit requested" for the segment it was closing).
 out=/dev/shm/preroll-bench-ffmpeg
 rm -rf "$out" && mkdir -p "$out"
 s2=$(server_cpu)
