@@ -39,28 +39,11 @@ fn assert_contiguous_run(source: &Probe, clip: &Probe, kind: &str) {
 #[test]
 fn progressive_file_with_b_frames_records_lookback_plus_duration() {
     let d = tempfile::tempdir().unwrap();
-    let src = d.path().join("cam.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=sample_rate=48000",
-        "-t",
-        "9",
-        "-c:v",
-        "libx264",
-        "-g",
-        "25",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        s(&src),
-    ]);
+    let src = Media {
+        seconds: 9,
+        ..Media::default()
+    }
+    .progressive(&d.path().join("cam.mp4"));
     let out = d.path().join("clip.mp4");
     let summary = preroll_ok(&[
         "record",

@@ -140,6 +140,14 @@ impl Media {
         dir.to_owned()
     }
 
+    /// An ordinary (progressive) MP4, `moov` after `mdat` as ffmpeg writes it by default.
+    pub fn progressive(&self, path: &Path) -> PathBuf {
+        let mut args = self.input_args();
+        args.push(path.to_str().unwrap().into());
+        ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        path.to_owned()
+    }
+
     /// A single fragmented MP4 with the given movflags.
     pub fn fragmented(&self, path: &Path, movflags: &str) -> PathBuf {
         let mut args = self.input_args();
