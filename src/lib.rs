@@ -7,10 +7,12 @@
 
 pub mod camera;
 pub mod cli;
+pub mod config;
 pub mod mp4;
 pub mod recorder;
 pub mod remux;
 pub mod ring;
 pub mod segment;
 pub mod segmenter;
+pub mod service;
 pub mod source;

@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use crate::camera::{Camera, CameraOptions, wait_for_preroll};
 use crate::mp4::Orientation;
-use crate::recorder::ClipOptions;
-use crate::recorder::live::{ClipRequest, record_live};
+use crate::recorder::live::{ClipControl, ClipRequest, record_live};
+use crate::recorder::{ClipOptions, Recording};
 use crate::ring::RingLimits;
 use crate::source::{SourceSpec, Transport};
 
@@ -77,13 +77,13 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         lookback.as_secs_f64()
     ));
     bar.enable_steady_tick(Duration::from_millis(200));
-    let (stop_tx, stop) = watch::channel(false);
+    let (control_tx, control) = watch::channel(ClipControl::default());
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(true);
+            control_tx.send_modify(|c| c.stop = true);
         }
     });
-    let mut interrupted = stop.clone();
+    let mut interrupted = control.clone();
     let held = tokio::select! {
         held = wait_for_preroll(&camera, lookback, wait) => held,
         _ = interrupted.changed() => bail!("interrupted before recording started"),
@@ -104,15 +104,14 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     bar.set_style(ProgressStyle::with_template("{bar:40} {msg}").context("progress bar template")?);
     bar.set_length(duration.as_millis() as u64);
     bar.set_message("recording");
-    let request = ClipRequest {
-        path: args.output.clone(),
-        duration,
-        lookback,
-        options: ClipOptions {
-            orientation: args.orientation,
-        },
+    let options = ClipOptions {
+        orientation: args.orientation,
     };
-    let result = record_live(&camera, request, stop, &mut |p| {
+    let trigger = std::time::Instant::now();
+    let recording = Recording::create(&args.output, options)
+        .with_context(|| format!("recording {}", args.output.display()))?;
+    let request = ClipRequest { duration, lookback };
+    let result = record_live(&camera, recording, trigger, request, control, &mut |p| {
         bar.set_position(p.after_trigger.as_millis() as u64);
         bar.set_message(format!(
             "{:.1}/{:.1} s, {}",

@@ -13,23 +13,50 @@ use tokio::sync::{mpsc, watch};
 use crate::camera::Camera;
 use crate::segment::Segment;
 
-use super::{ClipOptions, ClipSummary, RecordError, Recording};
+use super::{ClipSummary, RecordError, Recording};
+
+/// The longest a segment can take to arrive after the media it starts with: a segment is
+/// cut at the latest after this much video (the segmenter's maximum).
+const SEGMENT_SLACK: Duration = Duration::from_secs(30);
+
+/// How often a waiting clip looks at the camera's state again when nothing else wakes it.
+const RECHECK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct ClipRequest {
-    pub path: PathBuf,
     /// Media after the trigger.
     pub duration: Duration,
     /// Media before the trigger.
     pub lookback: Duration,
-    pub options: ClipOptions,
+}
+
+/// What a caller can change while a clip records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClipControl {
+    /// End now, keeping what was recorded.
+    pub stop: bool,
+    /// Seconds added to the requested duration.
+    pub extended: Duration,
+}
+
+/// Where a live clip is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LivePhase {
+    #[default]
+    Recording,
+    /// No more media is taken; the writer is making the file durable.
+    Finalizing,
 }
 
 /// Progress reported while a live clip records.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LiveProgress {
-    /// Media after the trigger written so far.
+    pub phase: LivePhase,
+    /// Pre-roll taken from the ring.
+    pub preroll: Duration,
+    /// Media after the trigger handed to the writer so far.
     pub after_trigger: Duration,
+    /// Media bytes handed to the writer so far.
     pub bytes: u64,
 }
 
@@ -42,37 +69,71 @@ pub struct LiveClip {
     pub cut_short: Option<String>,
     /// Segments the ring dropped before this clip could write them.
     pub lost_segments: u64,
+    /// From the end of recording to the clip being durable under its name.
+    pub finalize_time: Duration,
 }
 
-/// Records a clip from `camera`, triggered now. `stop` ends it early (what was recorded is
-/// finalized). If no media arrives for `request.duration`, the clip ends with what it has.
+/// A live clip that failed, with what is known of why.
+#[derive(Debug)]
+pub struct LiveError {
+    pub error: RecordError,
+    /// Why recording ended, when it ended early (e.g. the camera was down).
+    pub cut_short: Option<String>,
+}
+
+impl std::fmt::Display for LiveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cut_short {
+            Some(why) => write!(f, "{} ({why})", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for LiveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Records a clip from `camera` into `recording`, triggered at `trigger`. `control` stops or
+/// extends it (what was recorded is always finalized). When the camera is down, the clip
+/// waits at most until the requested end for media; with none, it fails with
+/// [`RecordError::NothingCaptured`] and the camera's state as the reason.
 pub async fn record_live(
     camera: &Camera,
+    recording: Recording,
+    trigger: Instant,
     request: ClipRequest,
-    mut stop: watch::Receiver<bool>,
+    mut control: watch::Receiver<ClipControl>,
     progress: &mut (dyn FnMut(LiveProgress) + Send),
-) -> Result<LiveClip, RecordError> {
-    let trigger = Instant::now();
-    let recording = {
-        let path = request.path.clone();
-        let options = request.options.clone();
-        tokio::task::spawn_blocking(move || Recording::create(path, options))
-            .await
-            .map_err(join_error)??
-    };
+) -> Result<LiveClip, LiveError> {
     let (tx, rx) = mpsc::unbounded_channel::<Arc<Segment>>();
     let writer = tokio::task::spawn_blocking(move || write_all(recording, rx));
 
     let lookback = camera.ring().lookback(trigger, request.lookback);
     let mut last = lookback.segments.last().map(|s| s.sequence);
+    let mut report = LiveProgress {
+        preroll: lookback.achieved,
+        ..LiveProgress::default()
+    };
     for s in lookback.segments {
+        report.bytes += s.media_bytes();
         let _ = tx.send(s);
     }
-    let end = trigger + request.duration;
+    progress(report);
     let mut updates = camera.subscribe();
     let mut lost = 0u64;
-    let mut report = LiveProgress::default();
     let cut_short = loop {
+        if tx.is_closed() {
+            // The writer gave up (its error is reported below).
+            break None;
+        }
+        let ctl = *control.borrow_and_update();
+        if ctl.stop {
+            break Some("stopped".to_owned());
+        }
+        let end = trigger + request.duration + ctl.extended;
         let fresh = camera.ring().since(last.unwrap_or(0));
         let mut done = false;
         for s in fresh {
@@ -89,9 +150,7 @@ pub async fn record_live(
                 break;
             }
             let seg_end = starts + s.duration_time();
-            report.after_trigger = seg_end
-                .saturating_duration_since(trigger)
-                .min(request.duration);
+            report.after_trigger = seg_end.saturating_duration_since(trigger);
             report.bytes += s.media_bytes();
             progress(report);
             let _ = tx.send(s);
@@ -103,23 +162,39 @@ pub async fn record_live(
         if done {
             break None;
         }
-        if camera.status().ended {
+        let status = camera.status();
+        if status.ended {
             break Some("the source ended".to_owned());
         }
-        // Waiting: for the next segment, for stop, or — if the camera is down — at most the
-        // clip's duration without media.
+        // A connected camera still owes the segment holding `end` (it arrives when the next
+        // keyframe closes it); a camera that is down owes nothing, so the clip ends at `end`.
+        let deadline = if status.connected {
+            end + SEGMENT_SLACK
+        } else {
+            end
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            break Some(down_reason(camera.name(), &status, request.duration));
+        }
+        let wake = (deadline - now).min(RECHECK);
         tokio::select! {
             changed = updates.changed() => {
                 if changed.is_err() {
                     break Some("the camera stopped".to_owned());
                 }
             }
-            _ = stop.changed() => break Some("stopped".to_owned()),
-            _ = tokio::time::sleep(request.duration.max(Duration::from_secs(1))) => {
-                break Some(format!("no media for {:?}", request.duration));
+            changed = control.changed() => {
+                if changed.is_err() {
+                    break Some("stopped".to_owned());
+                }
             }
+            _ = tx.closed() => {}
+            _ = tokio::time::sleep(wake) => {}
         }
     };
+    report.phase = LivePhase::Finalizing;
+    progress(report);
     if lost > 0 {
         tracing::warn!(
             camera = camera.name(),
@@ -128,13 +203,33 @@ pub async fn record_live(
         );
     }
     drop(tx);
-    let summary = writer.await.map_err(join_error)??;
-    Ok(LiveClip {
-        summary,
-        preroll: lookback.achieved,
-        cut_short,
-        lost_segments: lost,
-    })
+    let finalizing = Instant::now();
+    let result = writer.await.map_err(join_error).and_then(|r| r);
+    let finalize_time = finalizing.elapsed();
+    match result {
+        Ok(summary) => Ok(LiveClip {
+            summary,
+            preroll: lookback.achieved,
+            cut_short,
+            lost_segments: lost,
+            finalize_time,
+        }),
+        Err(error) => Err(LiveError { error, cut_short }),
+    }
+}
+
+fn down_reason(camera: &str, status: &crate::camera::CameraStatus, asked: Duration) -> String {
+    if status.connected {
+        return format!("no media from camera {camera} in time");
+    }
+    let why = status
+        .last_error
+        .as_deref()
+        .unwrap_or("it has not connected yet");
+    format!(
+        "camera {camera} was not connected within the requested {:.1} s: {why}",
+        asked.as_secs_f64()
+    )
 }
 
 fn write_all(

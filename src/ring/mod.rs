@@ -134,6 +134,20 @@ impl Ring {
         while first > 0 && !self.segments[first].starts_with_keyframe() {
             first -= 1;
         }
+        // A segment that ended before the requested point is older media, left from before the
+        // camera went quiet: it is not pre-roll of this trigger. (The segment in progress, not
+        // in the ring yet, starts where the newest one here ended, so nothing is lost.)
+        if let (Some(wanted), Some(s)) = (wanted, self.segments.get(first))
+            && s.received.is_some_and(|t| t + s.duration_time() < wanted)
+        {
+            first = self.segments.len();
+            for (i, s) in self.segments.iter().enumerate() {
+                if s.received.is_some_and(|t| t >= wanted) && s.starts_with_keyframe() {
+                    first = i;
+                    break;
+                }
+            }
+        }
         let segments: Vec<Arc<Segment>> = self.segments.iter().skip(first).cloned().collect();
         let achieved = segments
             .first()
@@ -268,5 +282,29 @@ mod tests {
             ring.since(8).iter().map(|s| s.sequence).collect::<Vec<_>>(),
             [9, 10]
         );
+    }
+
+    #[test]
+    fn lookback_skips_media_from_before_the_camera_went_quiet() {
+        let (mut ring, t0) = filled(
+            5,
+            RingLimits {
+                seconds: Duration::from_secs(10),
+                bytes: 1 << 30,
+            },
+        );
+        // Segments cover t0 + 0..5 s; the camera is then down until t0 + 100 s.
+        let l = ring.lookback(t0 + Duration::from_secs(60), Duration::from_secs(3));
+        assert!(l.segments.is_empty(), "stale media taken as pre-roll");
+        assert_eq!(l.achieved, Duration::ZERO);
+        // Back at t0 + 100 s: a trigger at t0 + 101.5 s with 3 s lookback takes only new media.
+        ring.push(segment(6, t0 + Duration::from_secs(100)));
+        ring.push(segment(7, t0 + Duration::from_secs(101)));
+        let l = ring.lookback(t0 + Duration::from_millis(101_500), Duration::from_secs(3));
+        assert_eq!(
+            l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            [6, 7]
+        );
+        assert_eq!(l.achieved, Duration::from_millis(1500));
     }
 }

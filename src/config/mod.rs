@@ -1,0 +1,402 @@
+//! `preroll serve`'s configuration: cameras, storage and the API, read from a TOML file.
+//!
+//! Every problem is reported with its key path (`cameras[1].transport: …`) before anything
+//! starts; see `preroll.example.toml` for every key.
+
+mod table;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::mp4::Orientation;
+use crate::ring::RingLimits;
+use crate::source::{Pace, SourceSpec, Transport};
+
+pub use table::Problem;
+use table::Fields;
+
+/// The environment variable the API token is read from when the file does not set one.
+pub const TOKEN_ENV: &str = "PREROLL_TOKEN";
+/// Where the API listens unless told otherwise: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8780";
+/// Shortest token accepted: a guessable token on a recorder of cameras is a door left open.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub storage: StorageConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub bind: SocketAddr,
+    pub token: String,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Where clips go; request filenames are relative to it.
+    pub recordings: PathBuf,
+    /// Other directories clips may be written to (absolute filenames).
+    pub allowed: Vec<PathBuf>,
+}
+
+impl StorageConfig {
+    /// The recordings directory first, then the others.
+    pub fn all_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.recordings.clone()];
+        dirs.extend(self.allowed.iter().cloned());
+        dirs
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    pub name: String,
+    pub source: SourceSpec,
+    pub transport: Transport,
+    pub ring: RingLimits,
+    pub orientation: Option<Orientation>,
+    pub enabled: bool,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+}
+
+/// Everything wrong with a config file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and checks a config file. Relative paths in it are relative to its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            file: file.clone(),
+            problems: vec![Problem {
+                key: "(file)".into(),
+                problem: format!("cannot be read: {e}"),
+            }],
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let env = |k: &str| std::env::var(k).ok();
+        Config::parse(&text, base, &env).map_err(|problems| ConfigErrors { file, problems })
+    }
+
+    /// Checks config text; `env` looks up environment variables (the token).
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<Problem>> {
+        let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            vec![Problem {
+                key: "(syntax)".into(),
+                problem: e.to_string().trim_end().replace('\n', " "),
+            }]
+        })?;
+        let mut problems = Vec::new();
+        let mut fields = Fields::new("", &root, &mut problems);
+        let api = fields.table("api");
+        let storage = fields.table("storage");
+        let cameras = fields.array("cameras");
+        fields.finish();
+
+        let api = read_api(api, env, &mut problems);
+        let storage = read_storage(storage, base, &mut problems);
+        let cameras = read_cameras(cameras, base, &mut problems);
+        match (api, storage) {
+            (Some(api), Some(storage)) if problems.is_empty() => Ok(Config {
+                api,
+                storage,
+                cameras,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// The config `preroll serve` runs without a file: the `demo` camera, clips under
+    /// `recordings/`, the API on loopback with the token from the environment or `token`.
+    pub fn demo(token: String) -> Config {
+        Config {
+            api: ApiConfig {
+                bind: DEFAULT_BIND.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8780))),
+                token,
+                max_body_bytes: DEFAULT_MAX_BODY,
+            },
+            storage: StorageConfig {
+                recordings: PathBuf::from("recordings"),
+                allowed: Vec::new(),
+            },
+            cameras: vec![CameraConfig {
+                name: "demo".into(),
+                source: SourceSpec::Demo,
+                transport: Transport::Tcp,
+                ring: RingLimits::default(),
+                orientation: None,
+                enabled: true,
+                connect_timeout: Duration::from_secs(10),
+                stall_timeout: Duration::from_secs(10),
+            }],
+        }
+    }
+}
+
+const DEFAULT_MAX_BODY: usize = 16 * 1024;
+
+fn read_api(
+    table: Option<&toml::Table>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<ApiConfig> {
+    let empty = toml::Table::new();
+    let present = table.is_some();
+    let mut f = Fields::new("api", table.unwrap_or(&empty), problems);
+    let bind_text = f.string("bind").unwrap_or(DEFAULT_BIND);
+    let bind = match bind_text.parse::<SocketAddr>() {
+        Ok(b) => Some(b),
+        Err(_) => {
+            f.problem(
+                "bind",
+                format!("{bind_text:?} is not an address:port such as {DEFAULT_BIND}"),
+            );
+            None
+        }
+    };
+    let token_env = f.string("token_env").unwrap_or(TOKEN_ENV);
+    let token = match f.string("token") {
+        Some(t) => Some(t.to_owned()),
+        None => env(token_env).filter(|t| !t.is_empty()),
+    };
+    let token = match token {
+        Some(t) if t.len() < MIN_TOKEN_LEN => {
+            f.problem(
+                "token",
+                format!("is {} characters; use at least {MIN_TOKEN_LEN}", t.len()),
+            );
+            None
+        }
+        Some(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            f.problem("token", "must not contain spaces or control characters");
+            None
+        }
+        Some(t) => Some(t),
+        None => {
+            let key = if present { "token" } else { "token (or [api])" };
+            f.problem(
+                key,
+                format!("is not set: set it here or in the environment variable {token_env}"),
+            );
+            None
+        }
+    };
+    let max_body = f
+        .integer("max_body_bytes", 256..=1 << 20)
+        .map_or(DEFAULT_MAX_BODY, |v| v as usize);
+    f.finish();
+    Some(ApiConfig {
+        bind: bind?,
+        token: token?,
+        max_body_bytes: max_body,
+    })
+}
+
+fn read_storage(
+    table: Option<&toml::Table>,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<StorageConfig> {
+    let Some(table) = table else {
+        problems.push(Problem {
+            key: "storage.recordings".into(),
+            problem: "is required (the directory clips are written to)".into(),
+        });
+        return None;
+    };
+    let mut f = Fields::new("storage", table, problems);
+    let recordings = f.required_string("recordings").and_then(|s| {
+        if s.is_empty() {
+            f.problem("recordings", "is empty");
+            None
+        } else {
+            Some(base.join(s))
+        }
+    });
+    let mut allowed = Vec::new();
+    for (i, v) in f.array("allowed").unwrap_or(&[]).iter().enumerate() {
+        match v.as_str() {
+            Some(s) if Path::new(s).is_absolute() => allowed.push(PathBuf::from(s)),
+            Some(s) => f.problem(
+                &format!("allowed[{i}]"),
+                format!("{s:?} is not an absolute path"),
+            ),
+            None => f.problem(
+                &format!("allowed[{i}]"),
+                format!("expected a string, found {}", v.type_str()),
+            ),
+        }
+    }
+    f.finish();
+    Some(StorageConfig {
+        recordings: recordings?,
+        allowed,
+    })
+}
+
+fn read_cameras(
+    list: Option<&[toml::Value]>,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<CameraConfig> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        problems.push(Problem {
+            key: "cameras".into(),
+            problem: "no camera is configured (add a [[cameras]] table)".into(),
+        });
+        return Vec::new();
+    };
+    let mut cameras: Vec<CameraConfig> = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        let path = format!("cameras[{i}]");
+        let Some(table) = v.as_table() else {
+            problems.push(Problem {
+                key: path,
+                problem: format!("expected a table, found {}", v.type_str()),
+            });
+            continue;
+        };
+        if let Some(c) = read_camera(&path, table, base, problems) {
+            if cameras.iter().any(|o| o.name == c.name) {
+                problems.push(Problem {
+                    key: format!("{path}.name"),
+                    problem: format!("{:?} is used by another camera", c.name),
+                });
+            } else {
+                cameras.push(c);
+            }
+        }
+    }
+    cameras
+}
+
+fn read_camera(
+    path: &str,
+    table: &toml::Table,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<CameraConfig> {
+    let mut f = Fields::new(path, table, problems);
+    let name = f.required_string("name").and_then(|n| {
+        let ok = !n.is_empty()
+            && n.len() <= 64
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            f.problem(
+                "name",
+                format!("{n:?} must be 1 to 64 letters, digits, '-' or '_' (it is used in URLs and file names)"),
+            );
+        }
+        ok.then(|| n.to_owned())
+    });
+    let looping = f.bool("loop").unwrap_or(true);
+    let source = f.required_string("source").and_then(|s| {
+        let spec = SourceSpec::parse(s);
+        match &spec {
+            SourceSpec::Rtsp(url) => match url::Url::parse(url) {
+                Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Some(spec),
+                _ => {
+                    f.problem(
+                        "source",
+                        format!("{} is not a valid rtsp:// URL", spec.display()),
+                    );
+                    None
+                }
+            },
+            SourceSpec::Demo => Some(spec),
+            SourceSpec::File { path, .. } => {
+                let full = base.join(path);
+                if full.is_file() {
+                    Some(SourceSpec::File {
+                        path: full,
+                        pace: Pace::RealTime,
+                        looping,
+                    })
+                } else {
+                    f.problem(
+                        "source",
+                        format!(
+                            "{s:?} is not \"demo\", an rtsp:// URL, or an existing file ({} not found)",
+                            full.display()
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+    });
+    let transport = f.string("transport").and_then(|t| match t.parse() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            f.problem("transport", e);
+            None
+        }
+    });
+    let defaults = RingLimits::default();
+    let seconds = f
+        .seconds("preroll_seconds", 0.0..=3600.0)
+        .map_or(defaults.seconds, Duration::from_secs_f64);
+    let bytes = f
+        .integer("preroll_bytes", 1 << 20..=16 << 30)
+        .map_or(defaults.bytes, |b| b as u64);
+    let orientation = f.integer("orientation", 1..=8).and_then(|o| {
+        let parsed: Result<Orientation, String> = o.to_string().parse();
+        parsed.ok()
+    });
+    let enabled = f.bool("enabled").unwrap_or(true);
+    let connect_timeout = f
+        .seconds("connect_timeout", 1.0..=300.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64);
+    let stall_timeout = f
+        .seconds("stall_timeout", 1.0..=300.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64);
+    f.finish();
+    Some(CameraConfig {
+        name: name?,
+        source: source?,
+        transport: transport.unwrap_or_default(),
+        ring: RingLimits { seconds, bytes },
+        orientation,
+        enabled,
+        connect_timeout,
+        stall_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests;

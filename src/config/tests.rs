@@ -1,0 +1,129 @@
+use std::path::Path;
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+const MINIMAL: &str = r#"
+[api]
+bind = "127.0.0.1:9000"
+token = "0123456789abcdef"
+
+[storage]
+recordings = "clips"
+
+[[cameras]]
+name = "front"
+source = "rtsp://admin:secret@192.168.1.10/stream1"
+"#;
+
+fn keys(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = Config::parse(MINIMAL, Path::new("/etc/preroll"), &no_env).expect("valid");
+    assert_eq!(c.api.bind.to_string(), "127.0.0.1:9000");
+    assert_eq!(c.storage.recordings, Path::new("/etc/preroll/clips"));
+    let cam = &c.cameras[0];
+    assert_eq!(cam.name, "front");
+    assert!(cam.enabled);
+    assert_eq!(cam.transport, Transport::Tcp);
+    assert_eq!(cam.ring, RingLimits::default());
+}
+
+#[test]
+fn token_comes_from_the_environment_when_the_file_has_none() {
+    let text = MINIMAL.replace("token = \"0123456789abcdef\"\n", "");
+    let env = |k: &str| (k == TOKEN_ENV).then(|| "from-the-environment".to_owned());
+    let c = Config::parse(&text, Path::new("."), &env).expect("valid");
+    assert_eq!(c.api.token, "from-the-environment");
+    let problems = Config::parse(&text, Path::new("."), &no_env).expect_err("no token");
+    assert_eq!(keys(&problems), ["api.token"]);
+    assert!(problems[0].problem.contains(TOKEN_ENV), "{}", problems[0]);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key_path() {
+    let text = r#"
+[api]
+bind = "localhost"
+token = "short"
+colour = "blue"
+
+[storage]
+allowed = ["relative/dir", 3]
+
+[[cameras]]
+name = "front door"
+source = "rtsp://"
+transport = "sctp"
+preroll_seconds = -1
+orientation = 9
+
+[[cameras]]
+name = "back"
+source = "/no/such/file.mp4"
+
+[[cameras]]
+name = "back"
+source = "demo"
+enabled = "yes"
+"#;
+    let problems = Config::parse(text, Path::new("/"), &no_env).expect_err("invalid");
+    let mut got = keys(&problems);
+    got.sort_unstable();
+    let mut want = vec![
+        "api.bind",
+        "api.token",
+        "api.colour",
+        "storage.recordings",
+        "storage.allowed[0]",
+        "storage.allowed[1]",
+        "cameras[0].name",
+        "cameras[0].source",
+        "cameras[0].transport",
+        "cameras[0].preroll_seconds",
+        "cameras[0].orientation",
+        "cameras[1].source",
+        "cameras[2].enabled",
+    ];
+    want.sort_unstable();
+    assert_eq!(got, want, "{problems:#?}");
+}
+
+#[test]
+fn duplicate_names_and_missing_sections_are_problems() {
+    let text = r#"
+[api]
+token = "0123456789abcdef"
+[[cameras]]
+name = "a"
+source = "demo"
+[[cameras]]
+name = "a"
+source = "demo"
+"#;
+    let problems = Config::parse(text, Path::new("/"), &no_env).expect_err("invalid");
+    assert_eq!(keys(&problems), ["storage.recordings", "cameras[1].name"]);
+    let problems = Config::parse("[api", Path::new("/"), &no_env).expect_err("syntax");
+    assert_eq!(keys(&problems), ["(syntax)"]);
+    let problems = Config::parse(
+        "[api]\ntoken = \"0123456789abcdef\"\n[storage]\nrecordings = \"r\"\n",
+        Path::new("/"),
+        &no_env,
+    )
+    .expect_err("no cameras");
+    assert_eq!(keys(&problems), ["cameras"]);
+}
+
+#[test]
+fn credentials_never_show_in_problems() {
+    let text = MINIMAL.replace("192.168.1.10/stream1", "");
+    let problems = Config::parse(&text, Path::new("/"), &no_env).expect_err("no host");
+    let all: String = problems.iter().map(|p| p.to_string()).collect();
+    assert!(!all.contains("secret"), "{all}");
+}

@@ -1,0 +1,300 @@
+//! The HTTP API (JSON), `/metrics`, `/healthz` and the OpenAPI document.
+//!
+//! Every `/api` route needs `Authorization: Bearer <token>`; the three others are open so
+//! monitoring and load balancers need no secret.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use super::clips::{ClipView, NotRecording};
+use super::observe::{camera_view, metrics_page};
+use super::{ClipOrder, ClipRefused, PathRefused, Service};
+
+/// The OpenAPI description of this API, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// Longest clip (and extension) one request may ask for.
+const MAX_SECONDS: f64 = 86_400.0;
+const DEFAULT_DURATION: f64 = 30.0;
+const DEFAULT_LOOKBACK: f64 = 5.0;
+
+pub fn router(service: Arc<Service>) -> Router {
+    let api = Router::new()
+        .route("/api/cameras", get(list_cameras))
+        .route("/api/cameras/{camera}/clips", post(create_clip))
+        .route("/api/clips", get(list_clips))
+        .route("/api/clips/{id}", get(get_clip))
+        .route("/api/clips/{id}/stop", post(stop_clip))
+        .route("/api/clips/{id}/extend", post(extend_clip))
+        .route("/api/clips/{id}/file", get(clip_file))
+        .route_layer(middleware::from_fn_with_state(service.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .merge(api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(service.config.api.max_body_bytes))
+        .with_state(service)
+}
+
+/// An error as every route returns it: a status and `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.1 });
+        (self.0, axum::Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError(status, message.into())
+}
+
+impl From<ClipRefused> for ApiError {
+    fn from(e: ClipRefused) -> Self {
+        let status = match &e {
+            ClipRefused::UnknownCamera(_) => StatusCode::NOT_FOUND,
+            ClipRefused::CameraDisabled(_) | ClipRefused::Conflict(_) => StatusCode::CONFLICT,
+            ClipRefused::BadRequest(_) | ClipRefused::Path(PathRefused::Invalid(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            ClipRefused::Path(PathRefused::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ClipRefused::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ClipRefused::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(status, e.to_string())
+    }
+}
+
+async fn require_token(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let refusal = match presented {
+        None => "missing bearer token (send Authorization: Bearer <token>)",
+        Some(t) if bool::from(t.as_bytes().ct_eq(service.config.api.token.as_bytes())) => {
+            return next.run(request).await;
+        }
+        Some(_) => "wrong token",
+    };
+    let mut response = error(StatusCode::UNAUTHORIZED, refusal).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"preroll\""),
+    );
+    response
+}
+
+/// Parses a JSON body; an empty body is `{}`.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))
+}
+
+fn seconds(name: &str, v: f64, allow_zero: bool) -> Result<Duration, ApiError> {
+    let ok = v.is_finite() && v <= MAX_SECONDS && (v > 0.0 || (allow_zero && v == 0.0));
+    if !ok {
+        let low = if allow_zero { "0" } else { "above 0" };
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("{name} {v} must be {low} and at most {MAX_SECONDS} seconds"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClipBody {
+    filename: Option<String>,
+    duration: Option<f64>,
+    lookback: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    seconds: f64,
+}
+
+async fn create_clip(
+    State(service): State<Arc<Service>>,
+    Path(camera): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let b: ClipBody = body(&bytes)?;
+    let order = ClipOrder {
+        filename: b.filename,
+        duration: seconds("duration", b.duration.unwrap_or(DEFAULT_DURATION), false)?,
+        lookback: seconds("lookback", b.lookback.unwrap_or(DEFAULT_LOOKBACK), true)?,
+    };
+    let clip = service.start_clip(&camera, order).await?;
+    let view = clip.view();
+    let location = format!("/api/clips/{}", view.id);
+    let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+fn find(service: &Service, id: &str) -> Result<Arc<super::Clip>, ApiError> {
+    service
+        .clips
+        .get(id)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no clip with id {id:?}")))
+}
+
+fn not_recording(id: &str, NotRecording(state): NotRecording) -> ApiError {
+    error(
+        StatusCode::CONFLICT,
+        format!("clip {id} is {}, not recording", state.name()),
+    )
+}
+
+async fn get_clip(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ClipView>, ApiError> {
+    Ok(axum::Json(find(&service, &id)?.view()))
+}
+
+async fn list_clips(State(service): State<Arc<Service>>) -> axum::Json<Vec<ClipView>> {
+    axum::Json(service.clips.all().iter().map(|c| c.view()).collect())
+}
+
+async fn stop_clip(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ClipView>, ApiError> {
+    let clip = find(&service, &id)?;
+    clip.stop()
+        .map(axum::Json)
+        .map_err(|e| not_recording(&id, e))
+}
+
+async fn extend_clip(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<axum::Json<ClipView>, ApiError> {
+    let clip = find(&service, &id)?;
+    let b: ExtendBody = body(&bytes)?;
+    let more = seconds("seconds", b.seconds, false)?;
+    clip.extend(more)
+        .map(axum::Json)
+        .map_err(|e| not_recording(&id, e))
+}
+
+async fn clip_file(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let clip = find(&service, &id)?;
+    let view = clip.view();
+    if view.state != super::ClipState::Done {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!(
+                "clip {id} is {}; its file is served once it is done",
+                view.state.name()
+            ),
+        ));
+    }
+    let served = tower_http::services::ServeFile::new(&view.path)
+        .try_call(request)
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading {}: {e}", view.path.display()),
+            )
+        })?;
+    let mut response = served.map(Body::new);
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(error(
+            StatusCode::GONE,
+            format!("the file of clip {id} is no longer there"),
+        ));
+    }
+    // Whatever its name, a clip is an MP4.
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    Ok(response)
+}
+
+async fn list_cameras(
+    State(service): State<Arc<Service>>,
+) -> axum::Json<Vec<super::observe::CameraView>> {
+    axum::Json(service.cameras.iter().map(camera_view).collect())
+}
+
+async fn healthz(State(service): State<Arc<Service>>) -> Response {
+    let connected = service
+        .cameras
+        .iter()
+        .filter_map(|c| c.camera.as_ref())
+        .filter(|c| c.status().connected)
+        .count();
+    let enabled = service.cameras.iter().filter(|c| c.camera.is_some()).count();
+    let status = if service.is_shutting_down() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ok" } else { "shutting down" },
+        "cameras": enabled,
+        "cameras_connected": connected,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        metrics_page(&service),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    error(StatusCode::NOT_FOUND, "no such route (see /openapi.json)")
+}

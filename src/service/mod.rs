@@ -1,0 +1,338 @@
+//! `preroll serve`: every configured camera ingesting all the time, clips on request over
+//! an HTTP API, metrics, and recovery of clips a crash left unfinished.
+
+mod api;
+mod clips;
+mod metrics;
+mod observe;
+mod paths;
+mod time;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::camera::{Camera, CameraOptions};
+use crate::config::{CameraConfig, Config};
+use crate::recorder::live::{ClipRequest, record_live};
+use crate::recorder::{ClipOptions, RecordError, Recording};
+
+pub use clips::{Clip, ClipState, ClipView, Clips};
+pub use paths::{AllowedDirs, PathRefused};
+
+/// A configured camera and, when enabled, its running ingest.
+pub struct ServiceCamera {
+    pub config: CameraConfig,
+    pub camera: Option<Arc<Camera>>,
+}
+
+/// Counters kept by the service itself (cameras and clips keep the rest).
+#[derive(Debug, Default)]
+pub struct ServiceMetrics {
+    pub finalize: metrics::Histogram,
+    pub fsync: metrics::Histogram,
+    pub clips_done: AtomicU64,
+    pub clips_failed: AtomicU64,
+    pub clips_recovered: AtomicU64,
+}
+
+/// Everything a running service shares between its API and its clip tasks.
+pub struct Service {
+    pub config: Config,
+    pub dirs: AllowedDirs,
+    pub cameras: Vec<ServiceCamera>,
+    pub clips: Clips,
+    pub metrics: ServiceMetrics,
+    shutting_down: AtomicBool,
+    /// Clips not yet final; shutdown waits for this to reach 0.
+    active: watch::Sender<usize>,
+}
+
+/// Why a clip request was refused, with the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipRefused {
+    #[error("no camera named {0:?}")]
+    UnknownCamera(String),
+    #[error("camera {0:?} is disabled in the config")]
+    CameraDisabled(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Path(#[from] PathRefused),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// A clip request as the API takes it.
+#[derive(Debug, Clone)]
+pub struct ClipOrder {
+    pub filename: Option<String>,
+    pub duration: Duration,
+    pub lookback: Duration,
+}
+
+impl Service {
+    /// Resolves the storage directories and starts every enabled camera (needs a runtime).
+    pub fn start(config: Config) -> anyhow::Result<Arc<Service>> {
+        let dirs = AllowedDirs::resolve(&config.storage.recordings, &config.storage.allowed)?;
+        let cameras = config
+            .cameras
+            .iter()
+            .map(|c| ServiceCamera {
+                config: c.clone(),
+                camera: c.enabled.then(|| Arc::new(Camera::spawn(camera_options(c)))),
+            })
+            .collect();
+        let (active, _) = watch::channel(0);
+        Ok(Arc::new(Service {
+            config,
+            dirs,
+            cameras,
+            clips: Clips::default(),
+            metrics: ServiceMetrics::default(),
+            shutting_down: AtomicBool::new(false),
+            active,
+        }))
+    }
+
+    pub fn camera(&self, name: &str) -> Option<&ServiceCamera> {
+        self.cameras.iter().find(|c| c.config.name == name)
+    }
+
+    /// Starts a clip: the file is reserved before this returns (so a taken path is refused
+    /// here), and recording goes on in the background.
+    pub async fn start_clip(
+        self: &Arc<Self>,
+        camera_name: &str,
+        order: ClipOrder,
+    ) -> Result<Arc<Clip>, ClipRefused> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ClipRefused::ShuttingDown);
+        }
+        let entry = self
+            .camera(camera_name)
+            .ok_or_else(|| ClipRefused::UnknownCamera(camera_name.to_owned()))?;
+        let camera = entry
+            .camera
+            .clone()
+            .ok_or_else(|| ClipRefused::CameraDisabled(camera_name.to_owned()))?;
+        // The trigger is when the request arrived, before any file work.
+        let trigger = Instant::now();
+        let trigger_wall = SystemTime::now();
+        let name = match &order.filename {
+            Some(f) => f.clone(),
+            None => default_filename(camera_name, trigger_wall),
+        };
+        let path = self.dirs.clip_path(&name)?;
+        let options = ClipOptions {
+            orientation: entry.config.orientation,
+        };
+        let recording = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || Recording::create(path, options))
+                .await
+                .map_err(|e| ClipRefused::Storage(e.to_string()))?
+        };
+        let recording = recording.map_err(|e| match e {
+            RecordError::Exists { .. } | RecordError::InProgress { .. } => {
+                ClipRefused::Conflict(e.to_string())
+            }
+            other => ClipRefused::Storage(other.to_string()),
+        })?;
+        let clip = self.clips.add(clips::NewClip {
+            camera: Some(camera_name.to_owned()),
+            path,
+            trigger: trigger_wall,
+            lookback: order.lookback,
+            duration: order.duration,
+        });
+        self.active.send_modify(|n| *n += 1);
+        let service = self.clone();
+        let task_clip = clip.clone();
+        let request = ClipRequest {
+            duration: order.duration,
+            lookback: order.lookback,
+        };
+        tokio::spawn(async move {
+            let control = task_clip.control();
+            let result = record_live(
+                &camera,
+                recording,
+                trigger,
+                request,
+                control,
+                &mut |p| task_clip.progress(p),
+            )
+            .await;
+            task_clip.finished(&result);
+            let view = task_clip.view();
+            match &result {
+                Ok(done) => {
+                    service.metrics.finalize.observe(done.finalize_time);
+                    service.metrics.clips_done.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        camera = %camera.name(),
+                        clip = %view.id,
+                        path = %view.path.display(),
+                        duration = view.duration,
+                        preroll = view.preroll,
+                        bytes = view.bytes,
+                        "clip done"
+                    );
+                }
+                Err(e) => {
+                    service.metrics.clips_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(camera = %camera.name(), clip = %view.id, "clip failed: {e}");
+                }
+            }
+            service.active.send_modify(|n| *n = n.saturating_sub(1));
+        });
+        Ok(clip)
+    }
+
+    /// Refuses new clips, stops every clip in progress, and waits (up to `limit`) until all
+    /// of them are finalized.
+    pub async fn shut_down(&self, limit: Duration) -> bool {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for clip in self.clips.all() {
+            let _ = clip.stop();
+        }
+        let mut active = self.active.subscribe();
+        tokio::time::timeout(limit, active.wait_for(|n| *n == 0))
+            .await
+            .is_ok()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+fn camera_options(c: &CameraConfig) -> CameraOptions {
+    let mut o = CameraOptions::new(&c.name, c.source.clone());
+    o.rtsp.transport = c.transport;
+    o.rtsp.connect_timeout = c.connect_timeout;
+    o.rtsp.stall_timeout = c.stall_timeout;
+    o.ring = c.ring;
+    o
+}
+
+/// `front/front-20261124T081530.123Z-3.mp4`: grouped by camera, sorted by time, and unique
+/// through the per-process counter.
+fn default_filename(camera: &str, at: SystemTime) -> String {
+    static N: AtomicU64 = AtomicU64::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{camera}/{camera}-{}-{n}.mp4", time::compact(at))
+}
+
+/// Runs the service until SIGINT or SIGTERM: salvages interrupted clips, starts the
+/// cameras, serves the API; on the signal stops taking requests, finalizes every clip in
+/// progress, and returns.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let service = Service::start(config)?;
+    service.recover_interrupted().await;
+    let listener = tokio::net::TcpListener::bind(service.config.api.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("api.bind {}: {e}", service.config.api.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        cameras = service.cameras.iter().filter(|c| c.camera.is_some()).count(),
+        recordings = %service.dirs.recordings.display(),
+        "listening on http://{addr}"
+    );
+    // A line for scripts (and tests) that start the service on port 0.
+    println!("preroll: listening on http://{addr}");
+
+    let on_signal = {
+        let service = service.clone();
+        async move {
+            let why = shutdown_signal().await;
+            tracing::info!("{why}: finishing the clips in progress, then exiting");
+            service.shutting_down.store(true, Ordering::SeqCst);
+            for clip in service.clips.all() {
+                let _ = clip.stop();
+            }
+        }
+    };
+    axum::serve(listener, api::router(service.clone()))
+        .with_graceful_shutdown(on_signal)
+        .await
+        .map_err(|e| anyhow::anyhow!("serving the API: {e}"))?;
+    if service.shut_down(Duration::from_secs(120)).await {
+        tracing::info!("every clip finalized; bye");
+        Ok(())
+    } else {
+        anyhow::bail!("clips were still finalizing after 120 s; their .partial files will be recovered at the next start")
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM ({e}); only SIGINT stops the service");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+impl Service {
+    /// Salvages every `.partial` under the allowed directories (left by a crash or a kill),
+    /// logging each and listing it among the clips.
+    pub async fn recover_interrupted(&self) {
+        let dirs: Vec<PathBuf> = self.dirs.all().map(ToOwned::to_owned).collect();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut results = Vec::new();
+            for dir in dirs {
+                match crate::recorder::find_partials(&dir) {
+                    Ok(partials) => {
+                        for p in partials {
+                            let r = crate::recorder::recover(&p);
+                            results.push((p, r));
+                        }
+                    }
+                    Err(e) => tracing::warn!(dir = %dir.display(), "looking for interrupted clips: {e}"),
+                }
+            }
+            results
+        })
+        .await
+        .unwrap_or_default();
+        for (partial, result) in found {
+            match result {
+                Ok(r) => {
+                    tracing::info!(
+                        partial = %partial.display(),
+                        path = %r.summary.path.display(),
+                        duration = r.summary.duration.as_secs_f64(),
+                        bytes = r.summary.bytes,
+                        cut_bytes = r.cut_bytes,
+                        "recovered an interrupted clip"
+                    );
+                    self.metrics.clips_recovered.fetch_add(1, Ordering::Relaxed);
+                    self.clips.add_recovered(
+                        r.summary.path.clone(),
+                        Ok((r.summary.duration, r.summary.bytes)),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(partial = %partial.display(), "could not recover: {e}");
+                    self.clips.add_recovered(partial, Err(e.to_string()));
+                }
+            }
+        }
+    }
+}

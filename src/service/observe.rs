@@ -1,0 +1,202 @@
+//! What the service reports about itself: the camera list of the API and the metrics page.
+
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use crate::mp4::TrackKind;
+
+use super::metrics::{Exposition, label};
+use super::{Service, ServiceCamera};
+
+/// A camera as `GET /api/cameras` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraView {
+    pub name: String,
+    pub enabled: bool,
+    /// The source with credentials redacted.
+    pub source: String,
+    pub connected: bool,
+    /// Video codec of the current stream (`H.264`, `H.265`), once known.
+    pub codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Media bits per second over what the ring holds.
+    pub bitrate: Option<u64>,
+    /// Seconds of media in the ring, and its configured limits.
+    pub ring_seconds: f64,
+    pub ring_bytes: u64,
+    pub ring_segments: usize,
+    pub ring_limit_seconds: f64,
+    pub ring_limit_bytes: u64,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+    pub frames: u64,
+    pub bytes: u64,
+    pub dropped_frames: u64,
+}
+
+pub fn camera_view(c: &ServiceCamera) -> CameraView {
+    let mut v = CameraView {
+        name: c.config.name.clone(),
+        enabled: c.config.enabled,
+        source: c.config.source.display(),
+        connected: false,
+        codec: None,
+        audio_codec: None,
+        width: None,
+        height: None,
+        bitrate: None,
+        ring_seconds: 0.0,
+        ring_bytes: 0,
+        ring_segments: 0,
+        ring_limit_seconds: c.config.ring.seconds.as_secs_f64(),
+        ring_limit_bytes: c.config.ring.bytes,
+        reconnects: 0,
+        last_error: None,
+        frames: 0,
+        bytes: 0,
+        dropped_frames: 0,
+    };
+    let Some(camera) = &c.camera else {
+        return v;
+    };
+    let status = camera.status();
+    let (seconds, bytes, segments) = {
+        let ring = camera.ring();
+        (ring.duration(), ring.bytes(), ring.len())
+    };
+    v.connected = status.connected;
+    for p in &status.params {
+        match p.kind {
+            TrackKind::Video if v.codec.is_none() => {
+                v.codec = Some(p.codec.to_string());
+                v.width = Some(p.width);
+                v.height = Some(p.height);
+            }
+            TrackKind::Audio if v.audio_codec.is_none() => {
+                v.audio_codec = Some(p.codec.to_string());
+            }
+            _ => {}
+        }
+    }
+    v.ring_seconds = seconds.as_secs_f64();
+    v.ring_bytes = bytes;
+    v.ring_segments = segments;
+    v.bitrate = (seconds.as_secs_f64() > 0.0)
+        .then(|| (bytes as f64 * 8.0 / seconds.as_secs_f64()).round() as u64);
+    v.reconnects = status.reconnects;
+    v.last_error = status.last_error;
+    v.frames = status.frames;
+    v.bytes = status.bytes;
+    v.dropped_frames = status.dropped_frames;
+    v
+}
+
+/// Free bytes for unprivileged writers on the filesystem holding `dir`.
+fn disk_free(dir: &std::path::Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// The `/metrics` page (Prometheus text format 0.0.4).
+pub fn metrics_page(service: &Service) -> String {
+    let views: Vec<CameraView> = service.cameras.iter().map(camera_view).collect();
+    let mut e = Exposition::default();
+    type Field = fn(&CameraView) -> f64;
+    let per_camera: [(&str, &str, &str, Field); 10] = [
+        ("camera_connected", "gauge", "1 while the camera's stream is connected.", |v| {
+            f64::from(u8::from(v.connected))
+        }),
+        ("ingest_bytes_total", "counter", "Media bytes received from the camera.", |v| {
+            v.bytes as f64
+        }),
+        ("ingest_frames_total", "counter", "Frames received from the camera.", |v| {
+            v.frames as f64
+        }),
+        (
+            "dropped_frames_total",
+            "counter",
+            "Frames dropped by timestamp hygiene (no timestamp, before the first keyframe, out of order).",
+            |v| v.dropped_frames as f64,
+        ),
+        ("reconnects_total", "counter", "Connections to the camera after the first.", |v| {
+            v.reconnects as f64
+        }),
+        ("ring_seconds", "gauge", "Seconds of media held in the pre-roll ring.", |v| {
+            v.ring_seconds
+        }),
+        ("ring_bytes", "gauge", "Bytes of media held in the pre-roll ring.", |v| {
+            v.ring_bytes as f64
+        }),
+        ("ring_segments", "gauge", "Segments held in the pre-roll ring.", |v| {
+            v.ring_segments as f64
+        }),
+        (
+            "ring_limit_seconds",
+            "gauge",
+            "Configured pre-roll seconds of the ring.",
+            |v| v.ring_limit_seconds,
+        ),
+        (
+            "ring_limit_bytes",
+            "gauge",
+            "Configured byte cap of the ring.",
+            |v| v.ring_limit_bytes as f64,
+        ),
+    ];
+    for (name, kind, help, field) in per_camera {
+        e.family(name, kind, help);
+        for v in views.iter().filter(|v| v.enabled) {
+            e.sample(name, &label("camera", &v.name), field(v));
+        }
+    }
+    e.family("clips", "gauge", "Clips known to the service, by state.");
+    for (state, n) in service.clips.counts() {
+        e.sample("clips", &label("state", state.name()), n as f64);
+    }
+    e.family("clips_total", "counter", "Clips that ended, by outcome.");
+    let m = &service.metrics;
+    e.sample(
+        "clips_total",
+        &label("state", "done"),
+        m.clips_done.load(Ordering::Relaxed) as f64,
+    );
+    e.sample(
+        "clips_total",
+        &label("state", "failed"),
+        m.clips_failed.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "clips_recovered_total",
+        "counter",
+        "Interrupted clips salvaged and finalized at start.",
+        m.clips_recovered.load(Ordering::Relaxed) as f64,
+    );
+    e.histogram(
+        "finalize_seconds",
+        "From the end of recording to the clip being durable under its name.",
+        &m.finalize,
+    );
+    e.histogram(
+        "fsync_seconds",
+        "Time of the fsync that makes a finished clip durable.",
+        &m.fsync,
+    );
+    e.family(
+        "disk_free_bytes",
+        "gauge",
+        "Free space for clips in each allowed directory.",
+    );
+    for dir in service.dirs.all() {
+        if let Some(free) = disk_free(dir) {
+            e.sample(
+                "disk_free_bytes",
+                &label("dir", &dir.display().to_string()),
+                free as f64,
+            );
+        }
+    }
+    e.finish()
+}

@@ -1,0 +1,206 @@
+//! Where an API client may put a clip: under the recordings directory or another allowed
+//! directory, and nowhere a `..` or a symlink would lead instead.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// The allowed directories, resolved once at start (symlinks in their own paths are the
+/// administrator's choice and are followed).
+#[derive(Debug, Clone)]
+pub struct AllowedDirs {
+    /// Canonical recordings directory: relative filenames go here.
+    pub recordings: PathBuf,
+    /// Canonical extra directories (absolute filenames may point into them).
+    pub others: Vec<PathBuf>,
+}
+
+/// Why a requested filename was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathRefused {
+    /// Malformed (empty, NUL, a directory, the `.partial` suffix): a bad request.
+    #[error("filename {0}")]
+    Invalid(String),
+    /// Breaks a confinement rule: forbidden.
+    #[error("filename {name:?} refused: {rule}")]
+    Forbidden { name: String, rule: &'static str },
+}
+
+pub const RULE_DOTDOT: &str = "'..' is not allowed in clip filenames";
+pub const RULE_OUTSIDE: &str =
+    "absolute filenames must lie inside the recordings directory or a storage.allowed directory";
+pub const RULE_SYMLINK: &str =
+    "the path leads out of the allowed directories through a symbolic link";
+
+impl AllowedDirs {
+    /// Creates the recordings directory if needed and resolves every directory.
+    pub fn resolve(recordings: &Path, others: &[PathBuf]) -> io::Result<AllowedDirs> {
+        std::fs::create_dir_all(recordings).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("creating recordings directory {}: {e}", recordings.display()),
+            )
+        })?;
+        let canon = |p: &Path| {
+            p.canonicalize().map_err(|e| {
+                io::Error::new(e.kind(), format!("storage directory {}: {e}", p.display()))
+            })
+        };
+        Ok(AllowedDirs {
+            recordings: canon(recordings)?,
+            others: others.iter().map(|p| canon(p)).collect::<io::Result<_>>()?,
+        })
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.recordings.as_path()).chain(self.others.iter().map(PathBuf::as_path))
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        self.all().any(|d| path.starts_with(d))
+    }
+
+    /// The path a clip named `name` is written to. Relative names are under the recordings
+    /// directory. The deepest part of the path that exists is resolved, so a symlink inside
+    /// an allowed directory cannot lead the clip elsewhere; the missing rest is created as
+    /// plain directories by the writer.
+    pub fn clip_path(&self, name: &str) -> Result<PathBuf, PathRefused> {
+        if name.is_empty() {
+            return Err(PathRefused::Invalid("is empty".into()));
+        }
+        if name.contains('\0') {
+            return Err(PathRefused::Invalid("contains a NUL character".into()));
+        }
+        if name.ends_with('/') {
+            return Err(PathRefused::Invalid(format!(
+                "{name:?} names a directory, not a file"
+            )));
+        }
+        if name.ends_with(crate::recorder::PARTIAL_SUFFIX) {
+            return Err(PathRefused::Invalid(format!(
+                "{name:?} ends in {}, which is kept for clips being written",
+                crate::recorder::PARTIAL_SUFFIX
+            )));
+        }
+        let requested = Path::new(name);
+        if requested.components().any(|c| c == Component::ParentDir) {
+            return Err(forbidden(name, RULE_DOTDOT));
+        }
+        let full = if requested.is_absolute() {
+            requested.to_owned()
+        } else {
+            self.recordings.join(requested)
+        };
+        // `.` components are harmless; drop them so prefix checks compare like with like.
+        let full: PathBuf = full
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect();
+        if !self.contains(&full) {
+            return Err(forbidden(name, RULE_OUTSIDE));
+        }
+        let Some(file_name) = full.file_name().map(ToOwned::to_owned) else {
+            return Err(PathRefused::Invalid(format!("{name:?} has no file name")));
+        };
+        // Resolve the deepest existing ancestor of the parent directory.
+        let parent = full.parent().unwrap_or(&full);
+        let mut existing = parent;
+        let mut missing: Vec<&std::ffi::OsStr> = Vec::new();
+        let resolved = loop {
+            match existing.canonicalize() {
+                Ok(p) => break p,
+                Err(_) => match (existing.file_name(), existing.parent()) {
+                    (Some(last), Some(up)) => {
+                        missing.push(last);
+                        existing = up;
+                    }
+                    _ => return Err(forbidden(name, RULE_OUTSIDE)),
+                },
+            }
+        };
+        if !self.contains(&resolved) {
+            return Err(forbidden(name, RULE_SYMLINK));
+        }
+        let mut out = resolved;
+        for part in missing.iter().rev() {
+            out.push(part);
+        }
+        out.push(file_name);
+        Ok(out)
+    }
+}
+
+fn forbidden(name: &str, rule: &'static str) -> PathRefused {
+    PathRefused::Forbidden {
+        name: name.to_owned(),
+        rule,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs() -> (tempfile::TempDir, AllowedDirs) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let rec = tmp.path().join("rec");
+        let other = tmp.path().join("other");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        std::fs::create_dir_all(tmp.path().join("outside")).expect("mkdir");
+        let d = AllowedDirs::resolve(&rec, &[other]).expect("resolve");
+        (tmp, d)
+    }
+
+    #[test]
+    fn relative_names_go_under_recordings() {
+        let (_t, d) = dirs();
+        let p = d.clip_path("front/a.mp4").expect("ok");
+        assert_eq!(p, d.recordings.join("front/a.mp4"));
+        let p = d.clip_path("./b.mp4").expect("ok");
+        assert_eq!(p, d.recordings.join("b.mp4"));
+    }
+
+    #[test]
+    fn absolute_names_only_inside_allowed_dirs() {
+        let (t, d) = dirs();
+        let inside = d.others[0].join("x/y.mp4");
+        assert_eq!(
+            d.clip_path(inside.to_str().expect("utf8")).expect("ok"),
+            inside
+        );
+        let outside = t.path().join("outside/y.mp4");
+        let e = d.clip_path(outside.to_str().expect("utf8")).expect_err("out");
+        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_OUTSIDE, .. }), "{e}");
+        let e = d.clip_path("/etc/passwd").expect_err("out");
+        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_OUTSIDE, .. }), "{e}");
+    }
+
+    #[test]
+    fn dotdot_and_symlinks_out_are_refused() {
+        let (t, d) = dirs();
+        let e = d.clip_path("../outside/x.mp4").expect_err("dotdot");
+        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_DOTDOT, .. }), "{e}");
+        let e = d.clip_path("a/../../x.mp4").expect_err("dotdot");
+        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_DOTDOT, .. }), "{e}");
+        std::os::unix::fs::symlink(t.path().join("outside"), d.recordings.join("link"))
+            .expect("symlink");
+        let e = d.clip_path("link/x.mp4").expect_err("symlink");
+        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_SYMLINK, .. }), "{e}");
+        let e = d.clip_path("link/new/deeper/x.mp4").expect_err("symlink");
+        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_SYMLINK, .. }), "{e}");
+        // A symlink that stays inside is fine.
+        std::os::unix::fs::symlink(&d.others[0], d.recordings.join("to-other")).expect("symlink");
+        assert_eq!(
+            d.clip_path("to-other/x.mp4").expect("ok"),
+            d.others[0].join("x.mp4")
+        );
+    }
+
+    #[test]
+    fn malformed_names_are_bad_requests() {
+        let (_t, d) = dirs();
+        for name in ["", "a\0b.mp4", "dir/", "clip.mp4.partial"] {
+            let e = d.clip_path(name).expect_err(name);
+            assert!(matches!(e, PathRefused::Invalid(_)), "{name:?}: {e}");
+        }
+    }
+}
