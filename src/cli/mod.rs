@@ -1,5 +1,6 @@
 //! The command line: a thin shell over the library.
 
+mod check;
 mod record;
 mod remux;
 mod watch;
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Recover clips a crash left unfinished: every `.partial` under the directories.
+    Check(check::CheckArgs),
     /// Record a clip from a live source: `lookback` seconds before now plus `duration` after.
     Record(record::RecordArgs),
     /// Keep pre-roll rings for sources without recording, reporting each camera's state.
@@ -36,6 +39,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
     let result = match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Remux(args) => remux::run(args),
         Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
         Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),

@@ -45,6 +45,13 @@ pub fn write_init(movie: &MovieSpec) -> Vec<u8> {
     b.into_vec()
 }
 
+/// The `ftyp` every clip starts with (how a clip file is recognized as one preroll wrote).
+pub fn ftyp() -> Vec<u8> {
+    let mut b = BoxBuf::with_capacity(32);
+    write_ftyp(&mut b);
+    b.into_vec()
+}
+
 fn write_ftyp(b: &mut BoxBuf) {
     b.begin(FTYP);
     b.bytes(b"isom");

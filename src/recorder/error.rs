@@ -56,3 +56,73 @@ impl RecordError {
         matches!(self, RecordError::Io { .. })
     }
 }
+
+/// Why an interrupted clip (`<path>.partial`) was not salvaged. The `.partial` is left as it
+/// was in every case but [`RecoverError::Empty`] (removed: it held no media) and
+/// [`RecoverError::Finish`] (see there).
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// The name does not end in `.partial`, so there is no final name to give it.
+    #[error("{}: not a .partial file", path.display())]
+    NotPartial { path: PathBuf },
+
+    /// A directory, symlink, device or other non-regular file.
+    #[error("{}: not a regular file; left alone", partial.display())]
+    NotAFile { partial: PathBuf },
+
+    /// It disappeared meanwhile (its recording finished, or something removed it).
+    #[error("{}: gone (finished or removed meanwhile)", partial.display())]
+    Gone { partial: PathBuf },
+
+    /// It held no complete fragment (only a header, or less), so no media is lost: it was
+    /// removed (or, from a dry run, would be).
+    #[error("{}: no complete fragment ({why}); {}", partial.display(), if *removed { "removed" } else { "would be removed" })]
+    Empty {
+        partial: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// Where it ends.
+        why: String,
+        removed: bool,
+    },
+
+    /// A running recorder holds its lock: the clip is still being written.
+    #[error("{}: in progress (locked by a running recorder)", partial.display())]
+    Locked { partial: PathBuf },
+
+    /// The final name is taken; nothing is overwritten.
+    #[error("{}: the final name {} already exists; leaving the partial file as it is", partial.display(), path.display())]
+    FinalExists { partial: PathBuf, path: PathBuf },
+
+    /// The file's header is not one preroll writes, or cannot be parsed. It is left untouched.
+    #[error("{}: not a preroll clip or unreadable header, left untouched: {source}", partial.display())]
+    NotOurs { partial: PathBuf, source: Mp4Error },
+
+    /// The header rebuilt from the file does not describe what its fragments reference, so
+    /// finalizing would write a wrong file. It is left untouched.
+    #[error("{}: cannot be finalized safely, left untouched: {problem}", partial.display())]
+    Mismatch { partial: PathBuf, problem: String },
+
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+
+    /// Cutting or finalizing failed part-way (I/O). The `.partial` stays, cut back to its
+    /// last complete fragment; running recovery again finishes the job.
+    #[error("finalizing: {0}")]
+    Finish(#[from] RecordError),
+}
+
+impl RecoverError {
+    /// True when the file was passed over rather than found faulty: it is still being
+    /// written, or it went away on its own.
+    pub fn is_skip(&self) -> bool {
+        matches!(
+            self,
+            RecoverError::Locked { .. } | RecoverError::Gone { .. }
+        )
+    }
+}

@@ -3,13 +3,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::mp4::write::free_box;
 use crate::mp4::{FileRange, MediaData};
 
-use super::RecordError;
+use super::{RecordError, RecoverError};
 
 /// Room kept after the first header for it to grow in place (new sample entries or tracks
 /// when a reconnect brings other codec parameters, and the `mehd` written at the end).
@@ -47,7 +47,9 @@ pub struct ClipFile {
 }
 
 impl ClipFile {
-    /// Reserves `path`: creates its parent directories and `<path>.partial` exclusively.
+    /// Reserves `path`: creates its parent directories and `<path>.partial` exclusively, and
+    /// holds an exclusive `flock` on it for the file's life, so `recover` never salvages a
+    /// clip that is still being written (the lock dies with the process).
     /// Fails if `path` exists or another recording holds the `.partial`.
     pub fn create(path: &Path) -> Result<ClipFile, RecordError> {
         let partial = partial_path(path);
@@ -63,25 +65,48 @@ impl ClipFile {
                 path: path.to_owned(),
             });
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .open(&partial)
-            .map_err(|source| {
-                if source.kind() == io::ErrorKind::AlreadyExists {
-                    RecordError::InProgress {
-                        path: path.to_owned(),
-                        partial: partial.clone(),
+        let in_progress = || RecordError::InProgress {
+            path: path.to_owned(),
+            partial: partial.clone(),
+        };
+        // Creating the file and locking it are two steps: in between, `recover` may take the
+        // lock on the new (empty) file and remove it. Then the file we hold is no longer at
+        // the name, and we start again.
+        let mut attempts = 0;
+        let file = loop {
+            let file = OpenOptions::new()
+                .write(true)
+                .read(true)
+                .create_new(true)
+                .open(&partial)
+                .map_err(|source| {
+                    if source.kind() == io::ErrorKind::AlreadyExists {
+                        in_progress()
+                    } else {
+                        RecordError::Io {
+                            op: "creating",
+                            path: partial.clone(),
+                            source,
+                        }
                     }
-                } else {
-                    RecordError::Io {
-                        op: "creating",
-                        path: partial.clone(),
-                        source,
-                    }
-                }
-            })?;
+                })?;
+            // Blocking: nobody but a `recover` looking at this brand-new file can hold it.
+            match lock(&file, true) {
+                Ok(_) => {}
+                // A filesystem without locks still records; it just cannot be guarded.
+                Err(e) => tracing::warn!(
+                    partial = %partial.display(),
+                    "cannot lock the clip file ({e}); recovery cannot tell it is in use"
+                ),
+            }
+            if is_same_file(&file, &partial) {
+                break file;
+            }
+            attempts += 1;
+            if attempts == 3 {
+                return Err(in_progress());
+            }
+        };
         Ok(ClipFile {
             path: path.to_owned(),
             partial,
@@ -92,6 +117,102 @@ impl ClipFile {
             keep_on_drop: false,
             finished: false,
         })
+    }
+
+    /// Opens an existing `<path>.partial` to salvage it, taking its lock without waiting.
+    /// Writable unless `read_only` (for a dry run). The file is never removed on drop.
+    pub(crate) fn open_partial(
+        partial: &Path,
+        path: &Path,
+        read_only: bool,
+    ) -> Result<ClipFile, RecoverError> {
+        let io_err = |op, source| RecoverError::Io {
+            op,
+            path: partial.to_owned(),
+            source,
+        };
+        let not_found = |e: io::Error| {
+            if e.kind() == io::ErrorKind::NotFound {
+                RecoverError::Gone {
+                    partial: partial.to_owned(),
+                }
+            } else {
+                io_err("opening", e)
+            }
+        };
+        // Only regular files: a symlink is not followed, a FIFO is not opened (it would block).
+        if !fs::symlink_metadata(partial).map_err(not_found)?.is_file() {
+            return Err(RecoverError::NotAFile {
+                partial: partial.to_owned(),
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(partial)
+            .map_err(not_found)?;
+        if !file
+            .metadata()
+            .map_err(|e| io_err("reading metadata of", e))?
+            .is_file()
+        {
+            return Err(RecoverError::NotAFile {
+                partial: partial.to_owned(),
+            });
+        }
+        if !lock(&file, false).map_err(|e| io_err("locking", e))? {
+            return Err(RecoverError::Locked {
+                partial: partial.to_owned(),
+            });
+        }
+        // It may have been finished (renamed) or removed between opening and locking.
+        if !is_same_file(&file, partial) {
+            return Err(RecoverError::Gone {
+                partial: partial.to_owned(),
+            });
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| io_err("reading metadata of", e))?
+            .len();
+        Ok(ClipFile {
+            path: path.to_owned(),
+            partial: partial.to_owned(),
+            file,
+            len,
+            header_region: 0,
+            written_back: len,
+            keep_on_drop: true,
+            finished: false,
+        })
+    }
+
+    /// The open file, for reading what an interrupted recording left.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Continues a salvaged file: cuts everything after `len` (the end of its last complete
+    /// fragment) and appends from there; `header_region` is where its first `moof` starts.
+    pub(crate) fn resume_at(&mut self, len: u64, header_region: u64) -> Result<(), RecordError> {
+        self.file
+            .set_len(len)
+            .map_err(|e| self.io("cutting the torn tail of", e))?;
+        self.file
+            .seek(SeekFrom::Start(len))
+            .map_err(|e| self.io("seeking in", e))?;
+        self.len = len;
+        self.header_region = header_region;
+        self.written_back = len;
+        Ok(())
+    }
+
+    /// Removes the `.partial` (still holding its lock) and syncs its directory.
+    pub(crate) fn remove(mut self) -> Result<(), RecordError> {
+        fs::remove_file(&self.partial).map_err(|e| self.io("removing", e))?;
+        self.finished = true;
+        sync_parent(&self.partial).map_err(|e| self.io("syncing directory of", e))
     }
 
     pub fn path(&self) -> &Path {
@@ -335,6 +456,34 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     // as `file` is borrowed.
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+/// Takes the exclusive `flock` on a clip file. Returns false when `wait` is off and another
+/// open file (a running recorder) holds it.
+fn lock(file: &File, wait: bool) -> io::Result<bool> {
+    use rustix::fs::{FlockOperation, flock};
+    let op = if wait {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    loop {
+        match flock(file, op) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn is_same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

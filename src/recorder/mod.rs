@@ -5,10 +5,12 @@ mod error;
 pub mod file;
 pub mod live;
 mod recording;
+pub mod recover;
 mod timeline;
 mod tracks;
 
-pub use error::RecordError;
+pub use error::{RecordError, RecoverError};
 pub use file::{PARTIAL_SUFFIX, partial_path};
 pub use recording::{ClipOptions, ClipSummary, Recording, SegmentOutcome};
+pub use recover::{Plan, Recovered, find_partials, inspect, recover};
 pub use timeline::Discontinuity;

@@ -13,10 +13,11 @@ use bytes::Bytes;
 use crate::mp4::{Fragment, InitSegment, MediaData, Mp4Error, Orientation, Sample, kinds};
 use crate::segment::Segment;
 
-use super::RecordError;
 use super::file::ClipFile;
+use super::recover::{Scan, ScannedFragment, ScannedHeader};
 use super::timeline::{Discontinuity, Placed, Timeline};
 use super::tracks::{ClipTracks, InitMap, VIDEO};
+use super::{RecordError, RecoverError};
 
 /// Seconds from the MP4 epoch (1904-01-01) to the Unix epoch.
 const MP4_EPOCH_OFFSET: u64 = 2_082_844_800;
@@ -107,6 +108,55 @@ impl Recording {
         })
     }
 
+    /// Rebuilds an interrupted recording from what its `.partial` holds (see
+    /// [`recover`](super::recover::recover)): the tracks from its `moov` (checked to describe
+    /// exactly what the partial's header does and what its fragments reference), each track's
+    /// end from its fragments' decode times and durations, the fragment count and the random
+    /// access index. Then cuts the file after its last complete fragment. Nothing is changed
+    /// when a check fails. [`Recording::finish`] then finalizes it like any other clip.
+    pub(crate) fn resume(mut file: ClipFile, scan: &Scan) -> Result<Recording, RecoverError> {
+        let partial = file.partial_path().to_owned();
+        let mismatch = |problem| RecoverError::Mismatch {
+            partial: partial.clone(),
+            problem,
+        };
+        let header = scan
+            .header
+            .as_ref()
+            .ok_or_else(|| mismatch("the file ends inside its header".to_owned()))?;
+        let rebuilt = rebuild(header, &scan.fragments).map_err(mismatch)?;
+        file.resume_at(scan.end, header.region)?;
+        Ok(Recording {
+            file,
+            options: ClipOptions::default(),
+            creation_time: header.creation_time,
+            tracks: Some(rebuilt.tracks),
+            current_init: None,
+            timeline: rebuilt.timeline,
+            last_sequence: None,
+            fragment_sequence: rebuilt.fragments,
+            index: rebuilt.index,
+            segments: 0,
+            dropped_samples: 0,
+            ignored: Vec::new(),
+        })
+    }
+
+    /// The duration a recording resumed from `scan` would have, after the same checks as
+    /// [`Recording::resume`], without touching the file.
+    pub(crate) fn resumed_duration(scan: &Scan, partial: &Path) -> Result<Duration, RecoverError> {
+        let mismatch = |problem| RecoverError::Mismatch {
+            partial: partial.to_owned(),
+            problem,
+        };
+        let header = scan
+            .header
+            .as_ref()
+            .ok_or_else(|| mismatch("the file ends inside its header".to_owned()))?;
+        let r = rebuild(header, &scan.fragments).map_err(mismatch)?;
+        Ok(longest(&r.tracks, r.timeline.ends()))
+    }
+
     pub fn path(&self) -> &Path {
         self.file.path()
     }
@@ -125,13 +175,7 @@ impl Recording {
         let Some(tracks) = &self.tracks else {
             return Duration::ZERO;
         };
-        self.timeline
-            .ends()
-            .iter()
-            .enumerate()
-            .map(|(i, &e)| ticks_to_duration(e, tracks.timescale(i)))
-            .max()
-            .unwrap_or(Duration::ZERO)
+        longest(tracks, self.timeline.ends())
     }
 
     /// True once any media is in the file.
@@ -404,6 +448,185 @@ impl Recording {
     pub fn discard(self) {
         self.file.discard();
     }
+}
+
+/// The longest track's length.
+fn longest(tracks: &ClipTracks, ends: &[u64]) -> Duration {
+    ends.iter()
+        .enumerate()
+        .map(|(i, &e)| ticks_to_duration(e, tracks.timescale(i)))
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+/// A recording's state as rebuilt from its `.partial`.
+struct Rebuilt {
+    tracks: ClipTracks,
+    timeline: Timeline,
+    fragments: u32,
+    index: Vec<RandomAccessPoint>,
+}
+
+/// Rebuilds the tracks from the partial's header and the timeline and index from its
+/// fragments, checking that the header a finished clip gets describes exactly the partial's
+/// tracks and sample entries, that the fragments reference only those, are numbered 1, 2, …
+/// as a recording numbers them, and that the finished header fits the header region.
+fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebuilt, String> {
+    let init = &header.init;
+    if fragments.is_empty() {
+        return Err("no complete fragment".to_owned());
+    }
+    let no_video = || "the header has no video track".to_owned();
+    let mut tracks = ClipTracks::new(init, None).ok_or_else(no_video)?;
+    let map = tracks.map(init).ok_or_else(no_video)?;
+    tracks.take_changed();
+    if let Some(reason) = map.ignored.first() {
+        return Err(format!(
+            "the header holds {reason}, which preroll never writes"
+        ));
+    }
+    // The header finishing would write must say what the partial's says (bar durations).
+    let rewritten = write_init(&tracks.movie(&[], header.creation_time, false));
+    let reparsed = InitSegment::parse(Bytes::from(rewritten), 0)
+        .map_err(|e| format!("the rebuilt header does not parse: {e}"))?;
+    if reparsed.movie_timescale != init.movie_timescale {
+        return Err(format!(
+            "the movie timescale would change from {} to {}",
+            init.movie_timescale, reparsed.movie_timescale
+        ));
+    }
+    for (i, t) in init.tracks.iter().enumerate() {
+        match reparsed.tracks.get(i) {
+            None => return Err(format!("track {} would be lost", t.track_id)),
+            Some(r) if r != t => {
+                return Err(format!(
+                    "track {}: the rebuilt header differs in its {}",
+                    t.track_id,
+                    first_difference(t, r)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if reparsed.tracks.len() != init.tracks.len() {
+        return Err(format!(
+            "the rebuilt header has {} tracks, the file's {}",
+            reparsed.tracks.len(),
+            init.tracks.len()
+        ));
+    }
+
+    let timescales: Vec<u32> = tracks.tracks.iter().map(|t| t.spec.timescale).collect();
+    let mut ends = vec![0u64; tracks.tracks.len()];
+    let mut next = ends.clone();
+    let mut index = Vec::new();
+    for (n, f) in fragments.iter().enumerate() {
+        let expected = n + 1;
+        if f.sequence as usize != expected {
+            return Err(format!(
+                "the fragment at byte {} is numbered {}, not {expected}: not one recording's",
+                f.offset, f.sequence
+            ));
+        }
+        for (pos, t) in f.tracks.iter().enumerate() {
+            let Some(out) = tracks
+                .tracks
+                .iter()
+                .position(|o| o.spec.track_id == t.track_id)
+            else {
+                return Err(format!(
+                    "the fragment at byte {} references track {}, which the rebuilt header lacks",
+                    f.offset, t.track_id
+                ));
+            };
+            let entries = tracks.tracks[out].spec.sample_entries.len();
+            if t.sample_description_index == 0 || t.sample_description_index as usize > entries {
+                return Err(format!(
+                    "the fragment at byte {} references sample entry {} of track {}, which has {entries}",
+                    f.offset, t.sample_description_index, t.track_id
+                ));
+            }
+            let base = t.base_decode_time.unwrap_or(next[out]);
+            let end = base.checked_add(t.duration()).ok_or_else(|| {
+                format!(
+                    "the fragment at byte {}: track {} decode times overflow",
+                    f.offset, t.track_id
+                )
+            })?;
+            next[out] = end;
+            ends[out] = ends[out].max(end);
+            if out == VIDEO
+                && t.starts_with_sync()
+                && let Ok(traf_number) = u8::try_from(pos + 1)
+            {
+                index.push(RandomAccessPoint {
+                    time: base,
+                    moof_offset: f.offset,
+                    traf_number,
+                });
+            }
+        }
+    }
+
+    let finished = write_init(&tracks.movie(&ends, header.creation_time, true));
+    let fits = usize::try_from(header.region)
+        .ok()
+        .and_then(|r| r.checked_sub(finished.len()))
+        .is_some_and(|room| room == 0 || room >= 8);
+    if !fits {
+        return Err(format!(
+            "the finished header ({} bytes) does not fit the {} bytes before the first fragment",
+            finished.len(),
+            header.region
+        ));
+    }
+    Ok(Rebuilt {
+        tracks,
+        timeline: Timeline::resumed(&timescales, &ends),
+        fragments: u32::try_from(fragments.len()).map_err(|_| "too many fragments".to_owned())?,
+        index,
+    })
+}
+
+/// Names the first field in which two track descriptions differ.
+fn first_difference(a: &crate::mp4::TrackInfo, b: &crate::mp4::TrackInfo) -> String {
+    if a.track_id != b.track_id {
+        return format!("track id ({} → {})", a.track_id, b.track_id);
+    }
+    if a.kind != b.kind {
+        return format!("kind ({:?} → {:?})", a.kind, b.kind);
+    }
+    if a.timescale != b.timescale {
+        return format!("timescale ({} → {})", a.timescale, b.timescale);
+    }
+    if a.sample_entries.len() != b.sample_entries.len() {
+        return format!(
+            "sample entries ({} → {})",
+            a.sample_entries.len(),
+            b.sample_entries.len()
+        );
+    }
+    if let Some(i) = a
+        .sample_entries
+        .iter()
+        .zip(&b.sample_entries)
+        .position(|(x, y)| x != y)
+    {
+        return format!("sample entry {}", i + 1);
+    }
+    if (a.width, a.height) != (b.width, b.height) {
+        return format!("size ({}x{} → {}x{})", a.width, a.height, b.width, b.height);
+    }
+    if a.matrix != b.matrix {
+        return "matrix".to_owned();
+    }
+    if a.language != b.language {
+        return "language".to_owned();
+    }
+    if a.edit != b.edit {
+        return "edit list".to_owned();
+    }
+    "fragment defaults (trex)".to_owned()
 }
 
 fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {

@@ -96,6 +96,17 @@ impl Timeline {
         }
     }
 
+    /// A timeline continuing after media already written: `ends` per output track, in its
+    /// ticks (a recording resumed from its `.partial`). The next stream starts after them.
+    pub fn resumed(timescales: &[u32], ends: &[u64]) -> Self {
+        let mut t = Timeline::new();
+        t.set_timescales(timescales);
+        for (e, &end) in t.ends.iter_mut().zip(ends) {
+            *e = end;
+        }
+        t
+    }
+
     /// Declares the output tracks' timescales (called again when a track is added).
     pub fn set_timescales(&mut self, timescales: &[u32]) {
         self.timescales = timescales.to_vec();
