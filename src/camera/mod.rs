@@ -6,6 +6,7 @@
 //! (credentials redacted), once per change of reason rather than once per retry.
 
 mod backoff;
+mod ingest;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::source::{
 };
 
 pub use backoff::{Backoff, BackoffOptions};
+pub use ingest::{IngestRuntime, TICK_TCP, TICK_UDP};
 
 #[derive(Debug, Clone)]
 pub struct CameraOptions {
@@ -98,6 +100,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Camera {
     /// Starts ingesting in the background (needs a tokio runtime).
     pub fn spawn(options: CameraOptions) -> Camera {
+        Camera::spawn_on(&tokio::runtime::Handle::current(), options)
+    }
+
+    /// Starts ingesting on `runtime` (such as an [`IngestRuntime`]'s).
+    pub fn spawn_on(runtime: &tokio::runtime::Handle, options: CameraOptions) -> Camera {
         let (updates, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             name: options.name.clone(),
@@ -105,7 +112,7 @@ impl Camera {
             status: Mutex::new(CameraStatus::default()),
             updates,
         });
-        let task = tokio::spawn(run(shared.clone(), options));
+        let task = runtime.spawn(run(shared.clone(), options));
         Camera { shared, task }
     }
 
@@ -236,6 +243,7 @@ async fn run_stream(
 fn publish(shared: &Shared, segment: Option<Segment>) {
     let Some(segment) = segment else { return };
     let sequence = segment.sequence;
+    tracing::debug!(camera = %shared.name, sequence, age = ?segment.received.map(|r| r.elapsed()), duration = ?segment.duration_time(), "segment");
     {
         let mut st = lock(&shared.status);
         if st

@@ -3,6 +3,7 @@
 mod check;
 mod record;
 mod remux;
+mod serve;
 mod watch;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Record a clip from a live source: `lookback` seconds before now plus `duration` after.
     Record(record::RecordArgs),
+    /// Run the recorder service: every configured camera, the HTTP clip API and metrics.
+    Serve(serve::ServeArgs),
     /// Keep pre-roll rings for sources without recording, reporting each camera's state.
     Watch(watch::WatchArgs),
     /// Join fMP4 segments (HLS directories or playlists, fragmented MP4 files) into one clip.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Remux(args) => remux::run(args),
         Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),
     };
     match result {

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::Args;
 
-use crate::camera::{Camera, CameraOptions};
+use crate::camera::{Camera, CameraOptions, IngestRuntime, TICK_TCP, TICK_UDP};
 use crate::ring::RingLimits;
 use crate::source::{SourceSpec, Transport};
 
@@ -34,6 +34,11 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     if !(args.ring_seconds.is_finite() && args.ring_seconds > 0.0) {
         bail!("--ring-seconds must be above 0");
     }
+    let tick = match args.transport {
+        Transport::Tcp => TICK_TCP,
+        Transport::Udp => TICK_UDP,
+    };
+    let ingest = IngestRuntime::start(tick)?;
     let cameras: Vec<Camera> = args
         .sources
         .iter()
@@ -49,7 +54,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
                 seconds: Duration::from_secs_f64(args.ring_seconds),
                 bytes: args.ring_mb << 20,
             };
-            Camera::spawn(o)
+            Camera::spawn_on(ingest.handle(), o)
         })
         .collect();
     let started = Instant::now();

@@ -13,8 +13,8 @@ use crate::mp4::Orientation;
 use crate::ring::RingLimits;
 use crate::source::{Pace, SourceSpec, Transport};
 
-pub use table::Problem;
 use table::Fields;
+pub use table::Problem;
 
 /// The environment variable the API token is read from when the file does not set one.
 pub const TOKEN_ENV: &str = "PREROLL_TOKEN";
@@ -145,7 +145,9 @@ impl Config {
     pub fn demo(token: String) -> Config {
         Config {
             api: ApiConfig {
-                bind: DEFAULT_BIND.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8780))),
+                bind: DEFAULT_BIND
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8780))),
                 token,
                 max_body_bytes: DEFAULT_MAX_BODY,
             },

@@ -127,3 +127,16 @@ fn credentials_never_show_in_problems() {
     let all: String = problems.iter().map(|p| p.to_string()).collect();
     assert!(!all.contains("secret"), "{all}");
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let text = include_str!("../../preroll.example.toml");
+    let env = |k: &str| (k == TOKEN_ENV).then(|| "an-example-token-long-enough".to_owned());
+    let c = Config::parse(text, Path::new("/srv/preroll"), &env).expect("example is valid");
+    assert_eq!(c.cameras.len(), 2);
+    assert_eq!(c.storage.recordings, Path::new("/srv/preroll/recordings"));
+    assert_eq!(
+        c.cameras[1].ring.seconds,
+        std::time::Duration::from_secs(15)
+    );
+}

@@ -379,8 +379,11 @@ impl ClipFile {
 
     /// Makes the clip durable and gives it its final name: fsync the file, rename
     /// `<path>.partial` to `<path>` without replacing anything, fsync the directory.
-    pub fn finish(mut self) -> Result<u64, RecordError> {
+    /// Returns the file's length and how long the fsync of its data took.
+    pub fn finish(mut self) -> Result<(u64, std::time::Duration), RecordError> {
+        let syncing = std::time::Instant::now();
         self.file.sync_all().map_err(|e| self.io("syncing", e))?;
+        let sync_time = syncing.elapsed();
         rename_no_replace(&self.partial, &self.path).map_err(|source| {
             if source.kind() == io::ErrorKind::AlreadyExists {
                 RecordError::Exists {
@@ -400,7 +403,7 @@ impl ClipFile {
             path: self.path.clone(),
             source,
         })?;
-        Ok(self.len)
+        Ok((self.len, sync_time))
     }
 
     /// Removes the `.partial` (nothing was captured, or the caller gives up on it).

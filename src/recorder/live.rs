@@ -112,6 +112,12 @@ pub async fn record_live(
     let writer = tokio::task::spawn_blocking(move || write_all(recording, rx));
 
     let lookback = camera.ring().lookback(trigger, request.lookback);
+    tracing::debug!(
+        camera = camera.name(),
+        segments = lookback.segments.len(),
+        preroll = ?lookback.achieved,
+        "lookback"
+    );
     let mut last = lookback.segments.last().map(|s| s.sequence);
     let mut report = LiveProgress {
         preroll: lookback.achieved,

@@ -61,6 +61,8 @@ pub struct ClipSummary {
     pub discontinuities: Vec<f64>,
     /// Input tracks that were left out, with why (each reason once).
     pub ignored_tracks: Vec<String>,
+    /// How long the fsync that made the clip durable took.
+    pub sync_time: Duration,
 }
 
 /// One clip being written. Create it, feed it segments in order, then [`Recording::finish`].
@@ -431,7 +433,7 @@ impl Recording {
             .iter()
             .map(|d: &Discontinuity| d.at as f64 / f64::from(video_ts))
             .collect();
-        let bytes = file.finish()?;
+        let (bytes, sync_time) = file.finish()?;
         Ok(ClipSummary {
             path,
             duration,
@@ -441,6 +443,7 @@ impl Recording {
             dropped_samples: self.dropped_samples,
             discontinuities,
             ignored_tracks: self.ignored,
+            sync_time,
         })
     }
 

@@ -39,6 +39,8 @@ pub struct Lookback {
 pub struct Ring {
     limits: RingLimits,
     segments: VecDeque<Arc<Segment>>,
+    /// When each segment started, as far as is known now (see [`Ring::push`]).
+    starts: VecDeque<Option<Instant>>,
     bytes: u64,
     video: Duration,
     evicted: u64,
@@ -49,6 +51,7 @@ impl Ring {
         Ring {
             limits,
             segments: VecDeque::new(),
+            starts: VecDeque::new(),
             bytes: 0,
             video: Duration::ZERO,
             evicted: 0,
@@ -60,10 +63,30 @@ impl Ring {
     }
 
     /// Adds the newest segment and drops the oldest ones the limits no longer cover.
+    ///
+    /// A segment's arrival time is an estimate that later frames can only move earlier (see
+    /// `source::arrival`): right after a connect the first ones are placed late, by up to a
+    /// read batch. Each segment of a stream starts no later than the next one's start minus
+    /// its own duration, so the new evidence is carried back to the older segments here;
+    /// otherwise a lookback could take a segment further back than the time asked for.
     pub fn push(&mut self, segment: Arc<Segment>) {
         self.bytes += segment.media_bytes();
         self.video += segment.duration_time();
+        self.starts.push_back(segment.received);
         self.segments.push_back(segment);
+        for i in (0..self.segments.len().saturating_sub(1)).rev() {
+            let (older, newer) = (&self.segments[i], &self.segments[i + 1]);
+            if older.stream_id != newer.stream_id {
+                break;
+            }
+            let (Some(start), Some(next)) = (self.starts[i], self.starts[i + 1]) else {
+                break;
+            };
+            match next.checked_sub(older.duration_time()) {
+                Some(bound) if bound < start => self.starts[i] = Some(bound),
+                _ => break,
+            }
+        }
         while let Some(oldest) = self.segments.front() {
             // Over the byte cap, the oldest goes (even the newest segment alone, if it is
             // larger than the cap). Over time, it goes only while the rest still covers the
@@ -77,6 +100,7 @@ impl Ring {
             self.bytes -= oldest.media_bytes();
             self.video = self.video.saturating_sub(oldest.duration_time());
             self.segments.pop_front();
+            self.starts.pop_front();
             self.evicted += 1;
         }
     }
@@ -106,7 +130,7 @@ impl Ring {
 
     /// When the oldest segment held arrived.
     pub fn oldest_start(&self) -> Option<Instant> {
-        self.segments.front().and_then(|s| s.received)
+        self.starts.front().copied().flatten()
     }
 
     pub fn newest_sequence(&self) -> Option<u64> {
@@ -119,12 +143,11 @@ impl Ring {
     /// the clip starts at the newest keyframe at or before the requested point.
     pub fn lookback(&self, trigger: Instant, lookback: Duration) -> Lookback {
         let wanted = trigger.checked_sub(lookback);
-        let start_of = |s: &Segment| s.received;
         let mut first = 0;
         if let Some(wanted) = wanted {
-            for (i, s) in self.segments.iter().enumerate() {
-                match start_of(s) {
-                    Some(t) if t <= wanted => first = i,
+            for (i, start) in self.starts.iter().enumerate() {
+                match start {
+                    Some(t) if *t <= wanted => first = i,
                     _ => break,
                 }
             }
@@ -137,21 +160,26 @@ impl Ring {
         // A segment that ended before the requested point is older media, left from before the
         // camera went quiet: it is not pre-roll of this trigger. (The segment in progress, not
         // in the ring yet, starts where the newest one here ended, so nothing is lost.)
-        if let (Some(wanted), Some(s)) = (wanted, self.segments.get(first))
-            && s.received.is_some_and(|t| t + s.duration_time() < wanted)
+        let ends_before = |i: usize, wanted: Instant| {
+            self.starts[i].is_some_and(|t| t + self.segments[i].duration_time() < wanted)
+        };
+        if let Some(wanted) = wanted
+            && first < self.segments.len()
+            && ends_before(first, wanted)
         {
-            first = self.segments.len();
-            for (i, s) in self.segments.iter().enumerate() {
-                if s.received.is_some_and(|t| t >= wanted) && s.starts_with_keyframe() {
-                    first = i;
-                    break;
-                }
-            }
+            first = (0..self.segments.len())
+                .find(|&i| {
+                    self.starts[i].is_some_and(|t| t >= wanted)
+                        && self.segments[i].starts_with_keyframe()
+                })
+                .unwrap_or(self.segments.len());
         }
         let segments: Vec<Arc<Segment>> = self.segments.iter().skip(first).cloned().collect();
-        let achieved = segments
-            .first()
-            .and_then(|s| s.received)
+        let achieved = self
+            .starts
+            .get(first)
+            .copied()
+            .flatten()
             .map_or(Duration::ZERO, |t| trigger.saturating_duration_since(t));
         Lookback { segments, achieved }
     }
@@ -304,6 +332,27 @@ mod tests {
         assert_eq!(
             l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
             [6, 7]
+        );
+        assert_eq!(l.achieved, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn later_arrivals_move_earlier_starts_back() {
+        let t0 = Instant::now();
+        let mut ring = Ring::new(RingLimits::default());
+        // The first two segments were placed late (read in one batch after connecting); the
+        // third shows where the stream really was.
+        ring.push(segment(1, t0 + Duration::from_millis(900)));
+        ring.push(segment(2, t0 + Duration::from_millis(1100)));
+        ring.push(segment(3, t0 + Duration::from_secs(2)));
+        assert_eq!(ring.oldest_start(), Some(t0));
+        let l = ring.lookback(
+            t0 + Duration::from_millis(2500),
+            Duration::from_millis(1200),
+        );
+        assert_eq!(
+            l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            [2, 3]
         );
         assert_eq!(l.achieved, Duration::from_millis(1500));
     }

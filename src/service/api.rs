@@ -38,7 +38,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/clips/{id}/stop", post(stop_clip))
         .route("/api/clips/{id}/extend", post(extend_clip))
         .route("/api/clips/{id}/file", get(clip_file))
-        .route_layer(middleware::from_fn_with_state(service.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            service.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -262,7 +265,11 @@ async fn healthz(State(service): State<Arc<Service>>) -> Response {
         .filter_map(|c| c.camera.as_ref())
         .filter(|c| c.status().connected)
         .count();
-    let enabled = service.cameras.iter().filter(|c| c.camera.is_some()).count();
+    let enabled = service
+        .cameras
+        .iter()
+        .filter(|c| c.camera.is_some())
+        .count();
     let status = if service.is_shutting_down() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -289,7 +296,10 @@ async fn metrics(State(service): State<Arc<Service>>) -> Response {
 
 async fn openapi() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         OPENAPI,
     )
         .into_response()

@@ -113,11 +113,26 @@ mod tests {
         let mut e = Exposition::default();
         e.histogram("x_seconds", "test", &h);
         let text = e.finish();
-        assert!(text.contains("preroll_x_seconds_bucket{le=\"0.001\"} 0\n"), "{text}");
-        assert!(text.contains("preroll_x_seconds_bucket{le=\"0.005\"} 1\n"), "{text}");
-        assert!(text.contains("preroll_x_seconds_bucket{le=\"0.25\"} 2\n"), "{text}");
-        assert!(text.contains("preroll_x_seconds_bucket{le=\"30\"} 2\n"), "{text}");
-        assert!(text.contains("preroll_x_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(
+            text.contains("preroll_x_seconds_bucket{le=\"0.001\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("preroll_x_seconds_bucket{le=\"0.005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("preroll_x_seconds_bucket{le=\"0.25\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("preroll_x_seconds_bucket{le=\"30\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("preroll_x_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("preroll_x_seconds_count 3\n"), "{text}");
     }
 

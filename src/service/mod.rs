@@ -15,10 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::camera::{Camera, CameraOptions};
+use crate::camera::{Camera, CameraOptions, IngestRuntime, TICK_TCP, TICK_UDP};
 use crate::config::{CameraConfig, Config};
 use crate::recorder::live::{ClipRequest, record_live};
 use crate::recorder::{ClipOptions, RecordError, Recording};
+use crate::source::Transport;
 
 pub use clips::{Clip, ClipState, ClipView, Clips};
 pub use paths::{AllowedDirs, PathRefused};
@@ -49,6 +50,9 @@ pub struct Service {
     shutting_down: AtomicBool,
     /// Clips not yet final; shutdown waits for this to reach 0.
     active: watch::Sender<usize>,
+    /// The cameras run here, apart from the API (see [`IngestRuntime`]). Declared last: it
+    /// stops after the cameras are dropped.
+    _ingest: IngestRuntime,
 }
 
 /// Why a clip request was refused, with the HTTP status it maps to.
@@ -82,12 +86,19 @@ impl Service {
     /// Resolves the storage directories and starts every enabled camera (needs a runtime).
     pub fn start(config: Config) -> anyhow::Result<Arc<Service>> {
         let dirs = AllowedDirs::resolve(&config.storage.recordings, &config.storage.allowed)?;
+        let udp = config
+            .cameras
+            .iter()
+            .any(|c| c.enabled && c.transport == Transport::Udp);
+        let ingest = IngestRuntime::start(if udp { TICK_UDP } else { TICK_TCP })?;
         let cameras = config
             .cameras
             .iter()
             .map(|c| ServiceCamera {
                 config: c.clone(),
-                camera: c.enabled.then(|| Arc::new(Camera::spawn(camera_options(c)))),
+                camera: c
+                    .enabled
+                    .then(|| Arc::new(Camera::spawn_on(ingest.handle(), camera_options(c)))),
             })
             .collect();
         let (active, _) = watch::channel(0);
@@ -99,6 +110,7 @@ impl Service {
             metrics: ServiceMetrics::default(),
             shutting_down: AtomicBool::new(false),
             active,
+            _ingest: ingest,
         }))
     }
 
@@ -162,20 +174,16 @@ impl Service {
         };
         tokio::spawn(async move {
             let control = task_clip.control();
-            let result = record_live(
-                &camera,
-                recording,
-                trigger,
-                request,
-                control,
-                &mut |p| task_clip.progress(p),
-            )
+            let result = record_live(&camera, recording, trigger, request, control, &mut |p| {
+                task_clip.progress(p)
+            })
             .await;
             task_clip.finished(&result);
             let view = task_clip.view();
             match &result {
                 Ok(done) => {
                     service.metrics.finalize.observe(done.finalize_time);
+                    service.metrics.fsync.observe(done.summary.sync_time);
                     service.metrics.clips_done.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         camera = %camera.name(),
@@ -269,7 +277,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("every clip finalized; bye");
         Ok(())
     } else {
-        anyhow::bail!("clips were still finalizing after 120 s; their .partial files will be recovered at the next start")
+        anyhow::bail!(
+            "clips were still finalizing after 120 s; their .partial files will be recovered at the next start"
+        )
     }
 }
 
@@ -304,7 +314,9 @@ impl Service {
                             results.push((p, r));
                         }
                     }
-                    Err(e) => tracing::warn!(dir = %dir.display(), "looking for interrupted clips: {e}"),
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), "looking for interrupted clips: {e}")
+                    }
                 }
             }
             results
@@ -323,10 +335,18 @@ impl Service {
                         "recovered an interrupted clip"
                     );
                     self.metrics.clips_recovered.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.fsync.observe(r.summary.sync_time);
                     self.clips.add_recovered(
                         r.summary.path.clone(),
                         Ok((r.summary.duration, r.summary.bytes)),
                     );
+                }
+                Err(e @ crate::recorder::RecoverError::Empty { .. }) => {
+                    // Nothing was lost: the recording had no complete fragment yet.
+                    tracing::info!(partial = %partial.display(), "{e}");
+                }
+                Err(e) if e.is_skip() => {
+                    tracing::info!(partial = %partial.display(), "left alone: {e}");
                 }
                 Err(e) => {
                     tracing::warn!(partial = %partial.display(), "could not recover: {e}");

@@ -106,33 +106,54 @@ pub fn metrics_page(service: &Service) -> String {
     let mut e = Exposition::default();
     type Field = fn(&CameraView) -> f64;
     let per_camera: [(&str, &str, &str, Field); 10] = [
-        ("camera_connected", "gauge", "1 while the camera's stream is connected.", |v| {
-            f64::from(u8::from(v.connected))
-        }),
-        ("ingest_bytes_total", "counter", "Media bytes received from the camera.", |v| {
-            v.bytes as f64
-        }),
-        ("ingest_frames_total", "counter", "Frames received from the camera.", |v| {
-            v.frames as f64
-        }),
+        (
+            "camera_connected",
+            "gauge",
+            "1 while the camera's stream is connected.",
+            |v| f64::from(u8::from(v.connected)),
+        ),
+        (
+            "ingest_bytes_total",
+            "counter",
+            "Media bytes received from the camera.",
+            |v| v.bytes as f64,
+        ),
+        (
+            "ingest_frames_total",
+            "counter",
+            "Frames received from the camera.",
+            |v| v.frames as f64,
+        ),
         (
             "dropped_frames_total",
             "counter",
             "Frames dropped by timestamp hygiene (no timestamp, before the first keyframe, out of order).",
             |v| v.dropped_frames as f64,
         ),
-        ("reconnects_total", "counter", "Connections to the camera after the first.", |v| {
-            v.reconnects as f64
-        }),
-        ("ring_seconds", "gauge", "Seconds of media held in the pre-roll ring.", |v| {
-            v.ring_seconds
-        }),
-        ("ring_bytes", "gauge", "Bytes of media held in the pre-roll ring.", |v| {
-            v.ring_bytes as f64
-        }),
-        ("ring_segments", "gauge", "Segments held in the pre-roll ring.", |v| {
-            v.ring_segments as f64
-        }),
+        (
+            "reconnects_total",
+            "counter",
+            "Connections to the camera after the first.",
+            |v| v.reconnects as f64,
+        ),
+        (
+            "ring_seconds",
+            "gauge",
+            "Seconds of media held in the pre-roll ring.",
+            |v| v.ring_seconds,
+        ),
+        (
+            "ring_bytes",
+            "gauge",
+            "Bytes of media held in the pre-roll ring.",
+            |v| v.ring_bytes as f64,
+        ),
+        (
+            "ring_segments",
+            "gauge",
+            "Segments held in the pre-roll ring.",
+            |v| v.ring_segments as f64,
+        ),
         (
             "ring_limit_seconds",
             "gauge",

@@ -37,7 +37,10 @@ impl AllowedDirs {
         std::fs::create_dir_all(recordings).map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("creating recordings directory {}: {e}", recordings.display()),
+                format!(
+                    "creating recordings directory {}: {e}",
+                    recordings.display()
+                ),
             )
         })?;
         let canon = |p: &Path| {
@@ -168,25 +171,81 @@ mod tests {
             inside
         );
         let outside = t.path().join("outside/y.mp4");
-        let e = d.clip_path(outside.to_str().expect("utf8")).expect_err("out");
-        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_OUTSIDE, .. }), "{e}");
+        let e = d
+            .clip_path(outside.to_str().expect("utf8"))
+            .expect_err("out");
+        assert!(
+            matches!(
+                e,
+                PathRefused::Forbidden {
+                    rule: RULE_OUTSIDE,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = d.clip_path("/etc/passwd").expect_err("out");
-        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_OUTSIDE, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PathRefused::Forbidden {
+                    rule: RULE_OUTSIDE,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn dotdot_and_symlinks_out_are_refused() {
         let (t, d) = dirs();
         let e = d.clip_path("../outside/x.mp4").expect_err("dotdot");
-        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_DOTDOT, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PathRefused::Forbidden {
+                    rule: RULE_DOTDOT,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = d.clip_path("a/../../x.mp4").expect_err("dotdot");
-        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_DOTDOT, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PathRefused::Forbidden {
+                    rule: RULE_DOTDOT,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         std::os::unix::fs::symlink(t.path().join("outside"), d.recordings.join("link"))
             .expect("symlink");
         let e = d.clip_path("link/x.mp4").expect_err("symlink");
-        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_SYMLINK, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PathRefused::Forbidden {
+                    rule: RULE_SYMLINK,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = d.clip_path("link/new/deeper/x.mp4").expect_err("symlink");
-        assert!(matches!(e, PathRefused::Forbidden { rule: RULE_SYMLINK, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PathRefused::Forbidden {
+                    rule: RULE_SYMLINK,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         // A symlink that stays inside is fine.
         std::os::unix::fs::symlink(&d.others[0], d.recordings.join("to-other")).expect("symlink");
         assert_eq!(

@@ -210,7 +210,10 @@ impl Service {
         assert_eq!(r.status, 201, "{}", r.text());
         let clip = r.json();
         let id = clip["id"].as_str().expect("id");
-        assert_eq!(r.header("location"), Some(format!("/api/clips/{id}").as_str()));
+        assert_eq!(
+            r.header("location"),
+            Some(format!("/api/clips/{id}").as_str())
+        );
         clip
     }
 
@@ -290,8 +293,6 @@ impl Drop for Service {
         }
     }
 }
-
-pub use libc::{SIGKILL, SIGTERM};
 
 /// Reads a whole file (for comparing downloads).
 pub fn read(path: &Path) -> Vec<u8> {
