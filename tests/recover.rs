@@ -8,12 +8,10 @@ mod common;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mp4_atom::{Any, ReadFrom};
-use preroll::mp4::{Fragment, InitSegment};
+use mp4_atom::Any;
 use preroll::recorder::{
     ClipOptions, Recording, RecoverError, SegmentOutcome, find_partials, inspect, recover,
 };
@@ -23,25 +21,9 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-/// Loads an HLS directory as segments (one per .m4s), the way the live path hands them over.
+/// Loads an HLS directory as segments of one stream.
 fn segments(hls: &Path) -> Vec<Segment> {
-    let init =
-        Arc::new(InitSegment::parse(fs::read(hls.join("init.mp4")).unwrap().into(), 0).unwrap());
-    let mut files: Vec<_> = fs::read_dir(hls)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "m4s"))
-        .collect();
-    files.sort_by(|a, b| preroll::remux::natural_cmp(a.to_str().unwrap(), b.to_str().unwrap()));
-    files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let bytes = fs::read(f).unwrap().into();
-            let fragments = Fragment::parse_all(&bytes, 0, &init).unwrap();
-            Segment::new(1 + i as u64, 1, init.clone(), fragments)
-        })
-        .collect()
+    hls_segments(hls, 1, 1)
 }
 
 /// Writes `segs` into a recording at `path` and drops it unfinished, as a crash would leave
@@ -90,16 +72,7 @@ struct Layout {
 }
 
 fn layout(bytes: &[u8]) -> Layout {
-    let mut cur = std::io::Cursor::new(bytes);
-    let mut atoms = Vec::new();
-    loop {
-        let pos = cur.position();
-        match <Option<Any> as ReadFrom>::read_from(&mut cur) {
-            Ok(Some(a)) => atoms.push((pos, a)),
-            Ok(None) => break,
-            Err(e) => panic!("mp4-atom cannot parse the partial at {pos}: {e}"),
-        }
-    }
+    let atoms = top_level_atoms(bytes, "the partial");
     let Any::Moov(moov) = &atoms[1].1 else {
         panic!("moov second")
     };

@@ -5,10 +5,8 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::*;
-use preroll::mp4::{Fragment, InitSegment};
 use preroll::recorder::{ClipOptions, RecordError, Recording, SegmentOutcome};
 use preroll::segment::Segment;
 
@@ -315,37 +313,11 @@ fn no_media_fails_and_leaves_no_file() {
     assert!(!d.path().join("clip.mp4.partial").exists());
 }
 
-/// Loads an HLS directory as segments (one per .m4s), the way the live path hands them over.
-fn segments(hls: &Path, stream_id: u64, first_sequence: u64) -> Vec<Segment> {
-    let init =
-        Arc::new(InitSegment::parse(fs::read(hls.join("init.mp4")).unwrap().into(), 0).unwrap());
-    let mut files: Vec<_> = fs::read_dir(hls)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "m4s"))
-        .collect();
-    files.sort_by(|a, b| preroll::remux::natural_cmp(a.to_str().unwrap(), b.to_str().unwrap()));
-    files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let bytes = fs::read(f).unwrap().into();
-            let fragments = Fragment::parse_all(&bytes, 0, &init).unwrap();
-            Segment::new(
-                first_sequence + i as u64,
-                stream_id,
-                init.clone(),
-                fragments,
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn lookback_overlap_and_empty_segments_are_skipped() {
     let d = tmp();
     let hls = Media::default().hls(&d.path().join("hls"));
-    let segs = segments(&hls, 1, 10);
+    let segs = hls_segments(&hls, 1, 10);
     let path = d.path().join("clip.mp4");
     let mut rec = Recording::create(&path, ClipOptions::default()).unwrap();
     // Lookback hands over 10, 11; live then repeats 11 before going on.
@@ -409,7 +381,7 @@ fn a_second_recording_to_the_same_path_is_refused() {
 fn the_partial_file_is_a_valid_mp4_after_every_fragment() {
     let d = tmp();
     let hls = Media::default().hls(&d.path().join("hls"));
-    let segs = segments(&hls, 1, 1);
+    let segs = hls_segments(&hls, 1, 1);
     let path = d.path().join("clip.mp4");
     let mut rec = Recording::create(&path, ClipOptions::default()).unwrap();
     let mut video_packets = 0;

@@ -405,21 +405,9 @@ pub fn s(p: &Path) -> &str {
 /// durations, fragment numbering, per-track decode-time continuity within the clip, data
 /// offsets inside their mdat, and the random access index. Returns the moov.
 pub fn check_structure(path: &Path) -> mp4_atom::Moov {
-    use mp4_atom::{Any, ReadFrom};
+    use mp4_atom::Any;
     let bytes = fs::read(path).unwrap();
-    let mut cur = std::io::Cursor::new(&bytes[..]);
-    let mut atoms = Vec::new();
-    loop {
-        let pos = cur.position();
-        match <Option<Any> as ReadFrom>::read_from(&mut cur) {
-            Ok(Some(a)) => atoms.push((pos, a)),
-            Ok(None) => break,
-            Err(e) => panic!(
-                "{}: mp4-atom cannot parse box at {pos}: {e}",
-                path.display()
-            ),
-        }
-    }
+    let atoms = top_level_atoms(&bytes, &path.display().to_string());
     assert!(matches!(atoms[0].1, Any::Ftyp(_)), "ftyp first");
     let Any::Moov(moov) = &atoms[1].1 else {
         panic!("moov second")
@@ -530,4 +518,53 @@ pub fn preroll_of(summary: &str) -> f64 {
 /// The discontinuities a summary line counts.
 pub fn discontinuities_of(summary: &str) -> usize {
     number_before(summary, " discontinuities")
+}
+
+/// Loads an HLS directory as segments (one per .m4s), the way the live path hands them over.
+pub fn hls_segments(
+    hls: &Path,
+    stream_id: u64,
+    first_sequence: u64,
+) -> Vec<preroll::segment::Segment> {
+    let init = std::sync::Arc::new(
+        preroll::mp4::InitSegment::parse(fs::read(hls.join("init.mp4")).unwrap().into(), 0)
+            .unwrap(),
+    );
+    let mut files: Vec<_> = fs::read_dir(hls)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "m4s"))
+        .collect();
+    files.sort_by(|a, b| preroll::remux::natural_cmp(a.to_str().unwrap(), b.to_str().unwrap()));
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let bytes = fs::read(f).unwrap().into();
+            let fragments = preroll::mp4::Fragment::parse_all(&bytes, 0, &init).unwrap();
+            preroll::segment::Segment::new(
+                first_sequence + i as u64,
+                stream_id,
+                init.clone(),
+                fragments,
+            )
+        })
+        .collect()
+}
+
+/// Every top-level box of a file as mp4-atom reads it, with its offset; panics naming `what`
+/// and the offset where mp4-atom cannot read one.
+pub fn top_level_atoms(bytes: &[u8], what: &str) -> Vec<(u64, mp4_atom::Any)> {
+    use mp4_atom::{Any, ReadFrom};
+    let mut cur = std::io::Cursor::new(bytes);
+    let mut atoms = Vec::new();
+    loop {
+        let pos = cur.position();
+        match <Option<Any> as ReadFrom>::read_from(&mut cur) {
+            Ok(Some(a)) => atoms.push((pos, a)),
+            Ok(None) => break,
+            Err(e) => panic!("{what}: mp4-atom cannot parse box at {pos}: {e}"),
+        }
+    }
+    atoms
 }
