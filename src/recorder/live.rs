@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::camera::Camera;
 use crate::segment::Segment;
 
+use super::salvage::{Kept, salvage};
 use super::{ClipSummary, RecordError, Recording};
 
 /// The longest a segment can take to arrive after the media it starts with: a segment is
@@ -79,14 +80,21 @@ pub struct LiveError {
     pub error: RecordError,
     /// Why recording ended, when it ended early (e.g. the camera was down).
     pub cut_short: Option<String>,
+    /// After a write failed (e.g. the disk is full): what became of the media written
+    /// before. `None` when no write failed.
+    pub kept: Option<Kept>,
 }
 
 impl std::fmt::Display for LiveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.cut_short {
-            Some(why) => write!(f, "{} ({why})", self.error),
-            None => write!(f, "{}", self.error),
+        write!(f, "{}", self.error)?;
+        if let Some(kept) = &self.kept {
+            write!(f, "; {kept}")?;
         }
+        if let Some(why) = &self.cut_short {
+            write!(f, " ({why})")?;
+        }
+        Ok(())
     }
 }
 
@@ -210,7 +218,10 @@ pub async fn record_live(
     }
     drop(tx);
     let finalizing = Instant::now();
-    let result = writer.await.map_err(join_error).and_then(|r| r);
+    let result = writer
+        .await
+        .map_err(|e| (join_error(e), None))
+        .and_then(|r| r);
     let finalize_time = finalizing.elapsed();
     match result {
         Ok(summary) => Ok(LiveClip {
@@ -220,7 +231,11 @@ pub async fn record_live(
             lost_segments: lost,
             finalize_time,
         }),
-        Err(error) => Err(LiveError { error, cut_short }),
+        Err((error, kept)) => Err(LiveError {
+            error,
+            cut_short,
+            kept,
+        }),
     }
 }
 
@@ -238,18 +253,29 @@ fn down_reason(camera: &str, status: &crate::camera::CameraStatus, asked: Durati
     )
 }
 
+/// Writes every segment it is sent, then finishes the clip. When a write fails (the disk
+/// is full, or another I/O error), it stops taking segments and keeps what the file already
+/// holds (see [`salvage`]); the error comes back with what was kept.
 fn write_all(
     mut recording: Recording,
     mut rx: mpsc::UnboundedReceiver<Arc<Segment>>,
-) -> Result<ClipSummary, RecordError> {
+) -> Result<ClipSummary, (RecordError, Option<Kept>)> {
+    let partial = recording.partial_path().to_owned();
     while let Some(s) = rx.blocking_recv() {
         match recording.write_segment(&s) {
             Ok(_) => {}
-            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) if e.is_fatal() => {
+                // Dropping closes the file and releases its lock, so recovery can take it.
+                drop(recording);
+                return Err((e, Some(salvage(&partial))));
+            }
             Err(e) => tracing::warn!(clip = %recording.path().display(), "{e}"),
         }
     }
-    recording.finish()
+    recording.finish().map_err(|e| {
+        let kept = e.is_fatal().then(|| salvage(&partial));
+        (e, kept)
+    })
 }
 
 fn join_error(e: tokio::task::JoinError) -> RecordError {

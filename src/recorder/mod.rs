@@ -6,6 +6,7 @@ pub mod file;
 pub mod live;
 mod recording;
 pub mod recover;
+mod salvage;
 mod timeline;
 mod tracks;
 
@@ -13,4 +14,5 @@ pub use error::{RecordError, RecoverError};
 pub use file::{PARTIAL_SUFFIX, partial_path};
 pub use recording::{ClipOptions, ClipSummary, Recording, SegmentOutcome};
 pub use recover::{Plan, Recovered, find_partials, inspect, recover};
+pub use salvage::Kept;
 pub use timeline::Discontinuity;

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::recorder::Kept;
 use crate::recorder::live::{ClipControl, LiveClip, LiveError, LivePhase, LiveProgress};
 
 /// Finished clips remembered for the API; the oldest are forgotten first (their files stay).
@@ -152,8 +153,19 @@ impl Clip {
                 view.state = ClipState::Failed;
                 view.error = Some(e.to_string());
                 view.ended_early = e.cut_short.clone();
-                view.bytes = 0;
-                view.duration = 0.0;
+                // What the file at `path` holds: the part kept after a write failed, if any.
+                match &e.kept {
+                    Some(Kept::Clip(s)) => {
+                        view.duration = s.duration.as_secs_f64();
+                        view.bytes = s.bytes;
+                        view.discontinuities = s.discontinuities.len();
+                        view.discontinuity_times = s.discontinuities.clone();
+                    }
+                    _ => {
+                        view.bytes = 0;
+                        view.duration = 0.0;
+                    }
+                }
             }
         }
     }
