@@ -215,11 +215,12 @@ impl Timeline {
                 }
                 let mut placed = *s;
                 if input_ts != ts {
+                    // On the output timeline, like `out`: the shift applies to both.
                     let pts = rescale(
                         next_in - i128::from(s.duration) + i128::from(s.composition_offset),
                         input_ts,
                         ts,
-                    );
+                    ) + shift;
                     placed.duration = u32::try_from(out_next - out).unwrap_or(0);
                     placed.composition_offset = i32::try_from(pts - out).unwrap_or(0);
                 }
@@ -364,7 +365,14 @@ mod tests {
         tl.start_stream(2, &[(0, 0, 30)]);
         let p = tl.place(&frag(Some(0), &[1; 30], 30), &map(0, 30)).unwrap();
         assert_eq!(p.base_decode_time, 9_000);
-        assert!(p.runs[0].samples.iter().all(|s| s.duration == 3000));
+        // Composition offsets stay offsets: the stream's shift moves pts and dts alike
+        // (found by tests/properties.rs: they came out as minus the shift).
+        assert!(
+            p.runs[0]
+                .samples
+                .iter()
+                .all(|s| s.duration == 3000 && s.composition_offset == 0)
+        );
         assert_eq!(tl.ends(), &[9_000 + 90_000]);
     }
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Builds the fuzz seed corpus (fuzz/seeds/<target>/) from real media.
+
+ffmpeg encodes tiny clips (96x64, 10 fps, 0.5 s GOPs, so every segment stays well under the
+64 KiB a chunk length can say) as fragmented MP4 through its HLS muxer; preroll itself writes
+a finished clip and leaves a real `.partial` when killed with SIGKILL mid-recording. The
+files are then packed into each target's input layout (see fuzz/bodies.rs).
+
+    fuzz/make-seeds.py            # needs ffmpeg and target/release/preroll
+"""
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "fuzz" / "seeds"
+PREROLL = ROOT / "target" / "release" / "preroll"
+
+# name -> ffmpeg encoder arguments (video, then audio or nothing)
+VARIANTS = {
+    "h264-aac": ["-c:v", "libx264", "-bf", "0", "-c:a", "aac", "-b:a", "16k", "-ar", "16000"],
+    "h264-bframes": ["-c:v", "libx264", "-bf", "2", "-an"],
+    "h265": ["-c:v", "libx265", "-tag:v", "hvc1", "-x265-params", "log-level=error", "-an"],
+}
+
+
+def run(cmd, **kw):
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, **kw)
+
+
+def encode(name, args, work):
+    """Two seconds of test pattern (+ tone) as init.mp4 + seg*.m4s; returns (init, segments)."""
+    out = work / name
+    out.mkdir()
+    run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000", "-t", "2",
+         "-pix_fmt", "yuv420p", "-g", "5", "-keyint_min", "5", "-b:v", "40k", *args,
+         "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "0.5", "-hls_list_size", "0",
+         "-hls_fmp4_init_filename", "init.mp4", str(out / "index.m3u8")])
+    segments = sorted(out.glob("*.m4s"), key=lambda p: int("".join(c for c in p.stem if c.isdigit()) or 0))
+    return (out / "init.mp4").read_bytes(), [p.read_bytes() for p in segments]
+
+
+def with_init(init, rest=b""):
+    return struct.pack("<H", len(init)) + init + rest
+
+
+def chunk(flags, data):
+    assert len(data) < 65536, f"a {len(data)}-byte chunk does not fit its u16 length"
+    return bytes([flags]) + struct.pack("<H", len(data)) + data
+
+
+def write(target, name, data):
+    d = SEEDS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+def preroll_files(work, media):
+    """A finished clip written by preroll, and a .partial left by SIGKILL (paced replay)."""
+    finished = work / "finished.mp4"
+    run([str(PREROLL), "remux", str(work / "h264-aac"), "-o", str(finished)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = work / "killed.mp4"
+    p = subprocess.Popen([str(PREROLL), "record", str(media), "-o", str(killed),
+                          "--lookback", "0", "--duration", "30"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = Path(str(killed) + ".partial")
+    deadline = time.time() + 20
+    # Kill once the partial holds a header and several fragments' worth of bytes.
+    while time.time() < deadline and (not partial.exists() or partial.stat().st_size < 22000):
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    return finished.read_bytes(), partial.read_bytes()
+
+
+def main():
+    if not PREROLL.exists():
+        sys.exit(f"{PREROLL} is missing: run `cargo build --release` first")
+    shutil.rmtree(SEEDS, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        media = {name: encode(name, args, work) for name, args in VARIANTS.items()}
+        # A looped file camera for the SIGKILL partial: the H.264+AAC segments as one file.
+        looped = work / "camera.mp4"
+        init, segs = media["h264-aac"]
+        looped.write_bytes(init + b"".join(segs))
+        finished, partial = preroll_files(work, looped)
+
+        for name, (init, segs) in media.items():
+            write("boxes", f"{name}-init.mp4", init)
+            write("boxes", f"{name}-segment.m4s", segs[1])
+            write("init_fragments", name, with_init(init, b"".join(segs[:2])))
+            write("clip_writer", name,
+                  with_init(init, b"".join(chunk(0, s) for s in segs)))
+        write("boxes", "preroll-clip.mp4", finished)
+        write("boxes", "preroll-partial.mp4.partial", partial)
+
+        # Reconnects and codec changes: new streams restart timestamps; an H.265 init
+        # arrives mid-clip and its segments follow.
+        h264, h265 = media["h264-aac"], media["h265"]
+        write("clip_writer", "reconnect",
+              with_init(h264[0], chunk(0, h264[1][0]) + chunk(0, h264[1][1])
+                        + chunk(1, h264[1][0]) + chunk(0, h264[1][1])))
+        write("clip_writer", "codec-change",
+              with_init(h264[0], chunk(0, h264[1][0]) + chunk(3, h265[0])
+                        + chunk(0, h265[1][0]) + chunk(0, h265[1][1])))
+
+        write("recover", "killed.partial", partial)
+        write("recover", "killed-torn.partial", partial[: len(partial) - 700])
+        write("recover", "finished-clip", finished)
+        write("recover", "header-only", partial[:9000])
+    for d in sorted(SEEDS.iterdir()):
+        files = list(d.iterdir())
+        print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")
+
+
+if __name__ == "__main__":
+    main()
