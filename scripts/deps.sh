@@ -7,11 +7,16 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 [ -x /usr/bin/time ] || need+=(time)
+# The browser test (tests/browser.rs) drives Chromium from Node.js; the machine's Node.js is
+# used when there is one (playwright-core wants 20 or later; Debian 12's is 18).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # The RTSP server the tests run (tests/support/rtsp_server.py): gst-rtsp-server through
-# Debian's python3-gi, with the encoders, parsers and payloaders its mounts use.
+# Debian's python3-gi, with the encoders, parsers and payloaders its mounts use; and Debian's
+# Chromium, which the browser test runs headless.
 for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-  gstreamer1.0-libav gstreamer1.0-tools; do
+  gstreamer1.0-libav gstreamer1.0-tools chromium; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || need+=("$pkg")
 done
@@ -22,4 +27,11 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The browser test's driver (tests/browser/play.mjs): playwright-core, pinned by its lock file.
+browser="$(dirname "$0")/../tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ]; then
+  echo "installing: npm packages in tests/browser" >&2
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
