@@ -23,24 +23,12 @@ mkdir -p "$dir"
 src=$(scripts/bench-source.sh)
 cargo build --release --quiet
 bin=target/release/preroll
-hz=$(getconf CLK_TCK)
+. scripts/lib/rtsp-server.sh
 
-server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf /dev/shm/preroll-bench-ffmpeg; }
 trap cleanup EXIT
+start_rtsp_server "$n" "$src" "$dir"
 
-mounts=()
-for i in $(seq "$n"); do mounts+=(--mount "cam$i=file-loop:$src"); done
-/usr/bin/python3 tests/support/rtsp_server.py --port 0 "${mounts[@]}" > "$dir/server.out" 2> "$dir/server.err" &
-server_pid=$!
-for _ in $(seq 100); do grep -q READY "$dir/server.out" 2>/dev/null && break; sleep 0.2; done
-base=$(awk '/READY/ {print $2}' "$dir/server.out")
-[ -n "$base" ] || { echo "RTSP server did not start:" >&2; cat "$dir/server.err" >&2; exit 1; }
-urls=(); for i in $(seq "$n"); do urls+=("$base/cam$i"); done
-
-cpu_of() { # pid → CPU seconds so far (user + system)
-  awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$1/stat"
-}
 server_cpu() { cpu_of "$server_pid"; }
 
 echo "ingesting $n streams of $(basename "$src") for $secs s each way..." >&2
