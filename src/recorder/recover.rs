@@ -353,7 +353,9 @@ impl Scan {
         });
         scan.end = region;
 
-        // The fragments, up to the first incomplete or unparsable box.
+        // The fragments, up to the first incomplete or unparsable box, or the first that
+        // does not follow the ones before it in time.
+        let mut ends = TrackEnds::default();
         while pos < len {
             match read_fragment(file, pos, len, &init.init).map_err(io_err)? {
                 // A recording numbers its fragments 1, 2, …: another number is not the
@@ -368,6 +370,10 @@ impl Scan {
                     break;
                 }
                 Ok((f, end)) => {
+                    if let Err(problem) = ends.follow(&f) {
+                        scan.damage = Some(bad(problem));
+                        break;
+                    }
                     pos = end;
                     scan.fragments.push(f);
                     scan.end = pos;
@@ -399,6 +405,46 @@ impl Scan {
                 ),
             }),
         }
+    }
+}
+
+/// Where each track's fragments so far end, in its ticks. A recording writes every fragment
+/// with a decode time (`tfdt`) at or after the end of the track's previous one; a fragment
+/// that breaks this was not written so (damage), and keeping it would make the clip's
+/// timestamps go back.
+#[derive(Default)]
+struct TrackEnds(Vec<(u32, u64)>);
+
+impl TrackEnds {
+    /// Checks `f` against the fragments before it; records its ends when it follows them.
+    fn follow(&mut self, f: &ScannedFragment) -> Result<(), String> {
+        let mut next = self.0.clone();
+        for t in &f.tracks {
+            let Some(start) = t.base_decode_time else {
+                return Err(format!(
+                    "moof box at byte {}: track {} has no decode time (tfdt)",
+                    f.offset, t.track_id
+                ));
+            };
+            let end = start.checked_add(t.duration()).ok_or_else(|| {
+                format!(
+                    "moof box at byte {}: track {} ends past the largest decode time",
+                    f.offset, t.track_id
+                )
+            })?;
+            match next.iter_mut().find(|(id, _)| *id == t.track_id) {
+                Some((_, prev)) if start < *prev => {
+                    return Err(format!(
+                        "moof box at byte {}: track {} starts at {start}, before its previous fragment ends at {prev}",
+                        f.offset, t.track_id
+                    ));
+                }
+                Some((_, prev)) => *prev = end,
+                None => next.push((t.track_id, end)),
+            }
+        }
+        self.0 = next;
+        Ok(())
     }
 }
 
