@@ -155,6 +155,9 @@ fn payload(id: u64, size: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A sample as written, with its bytes.
+type Written = (Sample, Vec<u8>);
+
 /// One fragment (`moof` + `mdat`) holding a video and an audio run; returns its bytes and the
 /// samples as written.
 fn fragment(
@@ -162,7 +165,7 @@ fn fragment(
     segment: &GenSegment,
     bases: (u64, u64),
     next_id: &mut u64,
-) -> (Vec<u8>, Vec<(Sample, Vec<u8>)>, Vec<(Sample, Vec<u8>)>) {
+) -> (Vec<u8>, Vec<Written>, Vec<Written>) {
     let mut data = Vec::new();
     let mut make = |specs: &[GenSample], video: bool| {
         specs
@@ -334,7 +337,7 @@ proptest! {
         for (track_id, written, base) in [(1, &video, bases.0), (2, &audio, bases.1)] {
             let t = f.track(track_id).expect("traf");
             prop_assert_eq!(t.base_decode_time, Some(base));
-            let got: Vec<(Sample, Vec<u8>)> = t.runs.iter().flat_map(|r| {
+            let got: Vec<Written> = t.runs.iter().flat_map(|r| {
                 let mut at = r.data_offset as usize;
                 r.samples.iter().map(move |s| {
                     let b = data[at..at + s.size as usize].to_vec();
