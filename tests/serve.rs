@@ -409,6 +409,38 @@ fn kill_9_mid_clip_then_restart_recovers_the_clip() {
     );
 }
 
+/// A lookback shorter than the time since the camera's last keyframe takes nothing from the
+/// ring (its newest segment ends before the requested point; the segment in progress holds
+/// it). The clip must then start with that segment, not with the oldest one in the ring: it
+/// once took the whole ring, 12 s of pre-roll for a 0.02 s lookback, reporting 0 s.
+#[test]
+fn a_lookback_inside_the_segment_in_progress_takes_one_gop_not_the_whole_ring() {
+    let d = tempfile::tempdir().unwrap();
+    let svc = Service::start(d.path(), &config(d.path(), DEMO));
+    svc.wait_cameras(&["demo"], 6.0, Duration::from_secs(60));
+    // The demo has a keyframe every second: a lookback of 0 always ends inside the segment in
+    // progress, unless a keyframe arrived in the very instant of the request.
+    let clips: Vec<Value> = (0..3)
+        .map(|_| {
+            let clip = svc.clip("demo", r#"{"duration": 1, "lookback": 0}"#);
+            sleep(Duration::from_millis(330));
+            clip
+        })
+        .collect();
+    for clip in clips {
+        let done = svc.wait_final(clip["id"].as_str().unwrap(), Duration::from_secs(30));
+        assert_good_clip(&done);
+        let preroll = done["preroll"].as_f64().unwrap();
+        let duration = done["duration"].as_f64().unwrap();
+        // One GOP (1 s) at most before the trigger, one after the requested second, each
+        // plus the 250 ms the ingest runtime may hold the keyframe that closes a segment.
+        assert!(preroll <= 1.3, "{done}");
+        assert!(duration <= 3.6, "the ring's 6 s went in: {done}");
+        // The reported pre-roll is what the file holds before the trigger.
+        assert!(duration - preroll >= 1.0, "{done}");
+    }
+}
+
 #[test]
 fn invalid_config_lists_every_problem_and_starts_nothing() {
     let d = tempfile::tempdir().unwrap();

@@ -119,14 +119,27 @@ pub async fn record_live(
     let (tx, rx) = mpsc::unbounded_channel::<Arc<Segment>>();
     let writer = tokio::task::spawn_blocking(move || write_all(recording, rx));
 
-    let lookback = camera.ring().lookback(trigger, request.lookback);
+    // One look at the ring for both: the lookback, and the newest segment it holds, after
+    // which live media continues. The lookback can be empty while the ring is not (the
+    // newest segment ended before the requested point, so the segment in progress holds
+    // it); following from the ring's start would then take the whole ring as pre-roll.
+    let (lookback, newest) = {
+        let ring = camera.ring();
+        (
+            ring.lookback(trigger, request.lookback),
+            ring.newest_sequence(),
+        )
+    };
     tracing::debug!(
         camera = camera.name(),
         segments = lookback.segments.len(),
         preroll = ?lookback.achieved,
         "lookback"
     );
-    let mut last = lookback.segments.last().map(|s| s.sequence);
+    let mut last = newest;
+    // With no segment from the ring, the first live one can still start before the trigger:
+    // its start is then the pre-roll.
+    let mut preroll_from_live = lookback.segments.is_empty();
     let mut report = LiveProgress {
         preroll: lookback.achieved,
         ..LiveProgress::default()
@@ -162,6 +175,10 @@ pub async fn record_live(
                 // Starts after the requested end: not part of the clip.
                 done = true;
                 break;
+            }
+            if preroll_from_live {
+                report.preroll = trigger.saturating_duration_since(starts);
+                preroll_from_live = false;
             }
             let seg_end = starts + s.duration_time();
             report.after_trigger = seg_end.saturating_duration_since(trigger);
@@ -226,7 +243,7 @@ pub async fn record_live(
     match result {
         Ok(summary) => Ok(LiveClip {
             summary,
-            preroll: lookback.achieved,
+            preroll: report.preroll,
             cut_short,
             lost_segments: lost,
             finalize_time,
