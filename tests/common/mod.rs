@@ -568,3 +568,156 @@ pub fn top_level_atoms(bytes: &[u8], what: &str) -> Vec<(u64, mp4_atom::Any)> {
     }
     atoms
 }
+
+/// One complete `moof` + `mdat` pair found by [`fragments_on_disk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentOnDisk {
+    /// Offset of its `moof`; `end` is where its `mdat` ends.
+    pub offset: u64,
+    pub end: u64,
+    pub sequence: u32,
+    /// Per traf, in order: (track id, samples, sample bytes).
+    pub tracks: Vec<(u32, usize, u64)>,
+}
+
+/// What a clip file — finished, or a `.partial` cut anywhere — holds, read with mp4-atom
+/// box by box so that a box cut short ends the walk instead of failing it.
+#[derive(Debug, Clone)]
+pub struct FragmentsOnDisk {
+    pub len: u64,
+    /// The complete fragments, in file order.
+    pub fragments: Vec<FragmentOnDisk>,
+    /// End of the last complete fragment (of the boxes before the first `moof` when there
+    /// is none): everything after it is a torn tail.
+    pub complete_end: u64,
+    /// Why the walk stopped before the end of the file, if it did.
+    pub stop: Option<String>,
+    /// An `mfra` index was found (only finished clips have one).
+    pub mfra: bool,
+}
+
+impl FragmentsOnDisk {
+    /// Bytes after the last complete fragment.
+    pub fn torn_tail(&self) -> u64 {
+        self.len - self.complete_end
+    }
+
+    /// Per track id: (samples, sample bytes) over every complete fragment.
+    pub fn per_track(&self) -> std::collections::BTreeMap<u32, (usize, u64)> {
+        let mut m = std::collections::BTreeMap::new();
+        for f in &self.fragments {
+            for &(id, n, b) in &f.tracks {
+                let e = m.entry(id).or_insert((0, 0));
+                e.0 += n;
+                e.1 += b;
+            }
+        }
+        m
+    }
+
+    /// Sample bytes over every complete fragment.
+    pub fn media_bytes(&self) -> u64 {
+        self.per_track().values().map(|v| v.1).sum()
+    }
+}
+
+/// Walks `bytes` as top-level boxes: the sizes are read here (a box whose size runs past
+/// the end, or a size of 0, which preroll never writes and zeros never written look like,
+/// ends the walk), each whole box is decoded by mp4-atom. A `moof` followed by a whole
+/// `mdat` is a complete fragment; sample sizes come from the `trun`, else the `tfhd`, else
+/// the `trex` of the file's `moov`.
+pub fn fragments_on_disk(bytes: &[u8]) -> FragmentsOnDisk {
+    use mp4_atom::{Any, ReadFrom};
+    let len = bytes.len() as u64;
+    let mut out = FragmentsOnDisk {
+        len,
+        fragments: Vec::new(),
+        complete_end: 0,
+        stop: None,
+        mfra: false,
+    };
+    let mut trex = std::collections::HashMap::new();
+    let mut pending: Option<(u64, mp4_atom::Moof)> = None;
+    let mut pos = 0u64;
+    while pos < len {
+        let rest = &bytes[pos as usize..];
+        if rest.len() < 8 {
+            out.stop = Some(format!(
+                "{} bytes at {pos}: a box header cut short",
+                rest.len()
+            ));
+            break;
+        }
+        let small = u32::from_be_bytes(rest[..4].try_into().unwrap()) as u64;
+        let size = match small {
+            1 if rest.len() >= 16 => u64::from_be_bytes(rest[8..16].try_into().unwrap()),
+            1 => {
+                out.stop = Some(format!("64-bit box header at {pos} cut short"));
+                break;
+            }
+            s => s,
+        };
+        if size < 8 || size > len - pos {
+            out.stop = Some(format!(
+                "box at {pos} of size {size}: {} bytes left",
+                len - pos
+            ));
+            break;
+        }
+        let mut cur = std::io::Cursor::new(&rest[..size as usize]);
+        let atom = match <Option<Any> as ReadFrom>::read_from(&mut cur) {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(e) => {
+                out.stop = Some(format!("mp4-atom cannot parse the box at {pos}: {e}"));
+                break;
+            }
+        };
+        let end = pos + size;
+        match atom {
+            Any::Moov(moov) => {
+                for t in moov.mvex.iter().flat_map(|m| &m.trex) {
+                    trex.insert(t.track_id, t.default_sample_size);
+                }
+                out.complete_end = end;
+            }
+            Any::Ftyp(_) | Any::Free(_) if out.fragments.is_empty() && pending.is_none() => {
+                out.complete_end = end;
+            }
+            Any::Moof(moof) => pending = Some((pos, moof)),
+            Any::Mdat(_) => {
+                let (offset, moof) = pending.take().expect("mdat without a moof before it");
+                let tracks = moof
+                    .traf
+                    .iter()
+                    .map(|traf| {
+                        let (mut n, mut b) = (0usize, 0u64);
+                        for trun in &traf.trun {
+                            for e in trun.samples.iter() {
+                                let size = e
+                                    .size
+                                    .or(traf.tfhd.default_sample_size)
+                                    .or_else(|| trex.get(&traf.tfhd.track_id).copied())
+                                    .expect("a sample size");
+                                n += 1;
+                                b += u64::from(size);
+                            }
+                        }
+                        (traf.tfhd.track_id, n, b)
+                    })
+                    .collect();
+                out.fragments.push(FragmentOnDisk {
+                    offset,
+                    end,
+                    sequence: moof.mfhd.sequence_number,
+                    tracks,
+                });
+                out.complete_end = end;
+            }
+            Any::Mfra(_) => out.mfra = true,
+            _ => {}
+        }
+        pos = end;
+    }
+    out
+}
