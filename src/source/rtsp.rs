@@ -91,20 +91,29 @@ impl std::fmt::Debug for RtspSource {
 /// Classifies a retina error by what a user can do about it.
 fn classify(e: &retina::Error, shown_url: &str) -> SourceError {
     let text = redact_url(&e.to_string());
-    let kind =
-        if text.contains("401") || text.contains("Unauthorized") || text.contains("authentication")
-        {
-            SourceErrorKind::Auth
-        } else if text.contains("Connection refused")
-            || text.contains("connect")
-            || text.contains("resolve")
-            || text.contains("unreachable")
-        {
-            SourceErrorKind::Connect
-        } else {
-            SourceErrorKind::Protocol
-        };
-    SourceError::new(kind, format!("{shown_url}: {text}"))
+    SourceError::new(
+        kind_of(e.status_code(), &text),
+        format!("{shown_url}: {text}"),
+    )
+}
+
+/// The kind of a retina error from its RTSP status and the first paragraph of its text.
+/// What follows that paragraph is connection context (ports, nanosecond timestamps) whose
+/// digits can spell anything: a dropped connection whose context held "401" was taken for
+/// bad credentials, a persistent error, and the camera waited out the longest backoff.
+fn kind_of(status: Option<u16>, text: &str) -> SourceErrorKind {
+    let head = text.split("\n\n").next().unwrap_or(text);
+    if status == Some(401) || head.contains("Unauthorized") || head.contains("authentication") {
+        SourceErrorKind::Auth
+    } else if head.contains("Connection refused")
+        || head.contains("connect")
+        || head.contains("resolve")
+        || head.contains("unreachable")
+    {
+        SourceErrorKind::Connect
+    } else {
+        SourceErrorKind::Protocol
+    }
 }
 
 fn params_of(
@@ -415,7 +424,49 @@ impl Source for RtspSource {
 
 #[cfg(test)]
 mod tests {
-    use super::{h265_irap, percent_decode};
+    use super::{h265_irap, kind_of, percent_decode};
+    use crate::source::SourceErrorKind;
+
+    #[test]
+    fn digits_in_the_connection_context_are_not_a_status() {
+        // Verbatim from the fault soak: the server dropped the connection during DESCRIBE,
+        // and "401" is inside the message timestamp (…05.940164128Z).
+        let eof = "Error reading from RTSP peer: EOF while expecting response to DESCRIBE CSeq 1\n\n\
+                   conn: 127.0.0.1:34176(me)->127.0.0.1:36543@2026-11-24T12:08:05.689927559Z\n\
+                   msg: 0@2026-11-24T12:08:05.940164128Z";
+        assert_eq!(kind_of(None, eof), SourceErrorKind::Protocol);
+        let unauthorized = "401 Unauthorized response to DESCRIBE CSeq=2: Received Unauthorized \
+                            after trying digest auth\n\nconn: 127.0.0.1:1(me)->127.0.0.1:2@x";
+        assert_eq!(kind_of(Some(401), unauthorized), SourceErrorKind::Auth);
+        let refused = "Unable to connect to RTSP server: Connection refused (os error 111)";
+        assert_eq!(kind_of(None, refused), SourceErrorKind::Connect);
+    }
+
+    /// The same through retina: servers that accept and hang up at once, so every error
+    /// carries real connection context (ports and timestamps with 9-digit fractions). Any
+    /// of it spelling "401" made the old classification call it bad credentials.
+    #[tokio::test]
+    async fn dropped_connections_are_never_taken_for_bad_credentials() {
+        use super::{RtspOptions, RtspSource};
+        let mut spelled = 0;
+        for _ in 0..200 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let hang_up = tokio::spawn(async move {
+                let _ = listener.accept().await;
+            });
+            let url = format!("rtsp://127.0.0.1:{port}/cam");
+            let e = RtspSource::connect(&url, "cam", &RtspOptions::default())
+                .await
+                .err()
+                .expect("a server that hangs up cannot be connected");
+            let _ = hang_up.await;
+            assert_ne!(e.kind, SourceErrorKind::Auth, "{}", e.message);
+            spelled += usize::from(e.message.contains("401"));
+        }
+        // How often the old rule would have misfired in this run.
+        println!("{spelled} of 200 errors had \"401\" in their text");
+    }
 
     #[test]
     fn finds_cra_pictures_among_nal_units() {
