@@ -39,29 +39,29 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     s
 }
 
+const TARGETS: [&str; 4] = ["boxes", "init_fragments", "clip_writer", "recover"];
+
+/// Runs `data` through the body of fuzz target `target`.
+fn replay(target: &str, data: &[u8]) {
+    match target {
+        "boxes" => drop(bodies::boxes(data)),
+        "init_fragments" => drop(bodies::init_fragments(data)),
+        "clip_writer" => drop(bodies::clip_writer(data)),
+        "recover" => drop(bodies::recover_partial(data)),
+        _ => panic!("no fuzz target {target}"),
+    }
+}
+
 /// Every regression input, whatever its target, through its body: none may panic.
 #[test]
 fn every_input_a_fuzzer_failed_on_passes() {
     let mut replayed = 0;
-    for (name, data) in inputs("regressions", "boxes") {
-        eprintln!("boxes/{name}");
-        bodies::boxes(&data);
-        replayed += 1;
-    }
-    for (name, data) in inputs("regressions", "init_fragments") {
-        eprintln!("init_fragments/{name}");
-        bodies::init_fragments(&data);
-        replayed += 1;
-    }
-    for (name, data) in inputs("regressions", "clip_writer") {
-        eprintln!("clip_writer/{name}");
-        bodies::clip_writer(&data);
-        replayed += 1;
-    }
-    for (name, data) in inputs("regressions", "recover") {
-        eprintln!("recover/{name}");
-        bodies::recover_partial(&data);
-        replayed += 1;
+    for target in TARGETS {
+        for (name, data) in inputs("regressions", target) {
+            eprintln!("{target}/{name}");
+            replay(target, &data);
+            replayed += 1;
+        }
     }
     eprintln!("{replayed} regression inputs replayed");
 }
@@ -97,20 +97,14 @@ fn seeds_parse_and_make_clips() {
 /// replay them: a cheap sweep that runs on every CI build, unlike the fuzzers.
 #[test]
 fn truncated_and_flipped_seeds_never_panic() {
-    for target in ["boxes", "init_fragments", "clip_writer", "recover"] {
+    for target in TARGETS {
         for (_, data) in seeds(target) {
             let step = (data.len() / 24).max(1);
             for cut in (0..data.len()).step_by(step) {
                 let mut flipped = data.clone();
                 flipped[cut] ^= 0x5a;
-                for input in [&data[..cut], &flipped[..]] {
-                    match target {
-                        "boxes" => drop(bodies::boxes(input)),
-                        "init_fragments" => drop(bodies::init_fragments(input)),
-                        "clip_writer" => drop(bodies::clip_writer(input)),
-                        _ => drop(bodies::recover_partial(input)),
-                    }
-                }
+                replay(target, &data[..cut]);
+                replay(target, &flipped);
             }
         }
     }
