@@ -458,8 +458,7 @@ mod tests {
             let url = format!("rtsp://127.0.0.1:{port}/cam");
             let e = RtspSource::connect(&url, "cam", &RtspOptions::default())
                 .await
-                .err()
-                .expect("a server that hangs up cannot be connected");
+                .expect_err("a server that hangs up cannot be connected");
             let _ = hang_up.await;
             assert_ne!(e.kind, SourceErrorKind::Auth, "{}", e.message);
             spelled += usize::from(e.message.contains("401"));

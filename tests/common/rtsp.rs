@@ -4,7 +4,8 @@
 //! `file:/abs/path.mp4`, `file-loop:/abs/path.mp4`).
 //!
 //! The process is the camera: [`RtspServer::pause`] (SIGSTOP) makes it stall with its
-//! connections open, [`RtspServer::kill`] (SIGKILL) drops them, [`RtspServer::restart`] brings
+//! connections open, [`RtspServer::kick`] (SIGUSR1) closes them and keeps serving,
+//! [`RtspServer::kill`] (SIGKILL) drops them, [`RtspServer::restart`] brings
 //! it back on the same port, which is what a source must survive.
 //!
 //! ```ignore
@@ -143,6 +144,13 @@ impl RtspServer {
     /// Lets a paused server go on (SIGCONT). Panics like [`RtspServer::pause`].
     pub fn resume(&self) {
         self.signal("CONT");
+    }
+
+    /// Drops every client connection (SIGUSR1) while the server keeps running and accepts
+    /// new ones, as a camera that resets its streams. Panics like [`RtspServer::pause`];
+    /// kicking a paused server takes effect when it resumes.
+    pub fn kick(&self) {
+        self.signal("USR1");
     }
 
     /// Kills the server (SIGKILL) and waits for it to be gone: every connection drops at

@@ -22,6 +22,10 @@ SPEC is one of
 It binds 127.0.0.1 only (port 0 picks a free one), serves RTP over TCP (interleaved) and
 UDP, prints exactly one line `READY rtsp://127.0.0.1:PORT` on stdout once it accepts
 connections, and exits with status 0 on SIGTERM or SIGINT. Errors go to stderr.
+
+SIGUSR1 drops every client (closes its connection and tears down its sessions) while the
+server keeps running and accepts new clients at once: a camera that resets its streams.
+It prints `KICKED N` on stdout, N being the number of clients dropped.
 """
 
 import argparse
@@ -353,6 +357,23 @@ def parse_args():
     return args
 
 
+def kick_all(server):
+    """Closes every client's connection (SIGUSR1). Closing from the filter callback tears
+    the client's sessions down as a lost connection would; the clients see EOF."""
+
+    kicked = []
+
+    def close(_server, client):
+        kicked.append(client)
+        client.close()
+        return GstRtspServer.RTSPFilterResult.REMOVE
+
+    # REMOVE leaves the client out of the returned list, so the callback counts them.
+    server.client_filter(close)
+    print(f"KICKED {len(kicked)}", flush=True)
+    return GLib.SOURCE_CONTINUE
+
+
 def main():
     args = parse_args()
     Gst.init(None)
@@ -387,6 +408,8 @@ def main():
         sys.exit(f"rtsp_server: cannot listen on 127.0.0.1:{args.port}")
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    # Installed before READY: SIGUSR1's default action would end the process.
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, kick_all, server)
 
     print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}", flush=True)
     loop.run()
