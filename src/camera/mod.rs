@@ -143,12 +143,13 @@ async fn run(shared: Arc<Shared>, options: CameraOptions) {
     loop {
         stream_id += 1;
         let started = Instant::now();
+        let first_sequence = next_sequence;
         let result = run_stream(&shared, &options, stream_id, &mut next_sequence).await;
         {
             let mut st = lock(&shared.status);
             st.connected = false;
         }
-        backoff.connection_lasted(started.elapsed());
+        backoff.connection_ended(started.elapsed(), next_sequence > first_sequence);
         let error = match result {
             Ok(()) if options.source.is_finite() => {
                 tracing::info!(camera = %shared.name, "source ended");
