@@ -284,3 +284,36 @@ fn credentials_basic_and_digest_wrong_password_and_closed_port() {
     assert!(!o.status.success());
     assert!(stderr.contains("cannot connect"), "{stderr}");
 }
+
+/// `preroll watch` counts RTP packets that never arrived, per camera: the lossy mount's
+/// server throws away video packets after numbering them, the clean one loses none over the
+/// same loopback connection. The lossy camera keeps its ring going between the gaps.
+#[test]
+fn lost_packets_are_counted_per_camera() {
+    let srv = RtspServer::start(
+        &[("clean", "live:h264"), ("lossy", "live:h264?drop-every=40")],
+        Auth::None,
+    )
+    .unwrap();
+    let (clean, lossy) = (
+        format!("clean={}", srv.url("clean")),
+        format!("lossy={}", srv.url("lossy")),
+    );
+    let out = preroll_ok(&["watch", &clean, &lossy, "--seconds", "6", "--every", "0"]);
+    let count = |camera: &str, what: &str| -> u64 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{camera}: ")))
+            .unwrap_or_else(|| panic!("no line for {camera} in {out}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| w.trim_end_matches(',') == what)
+            .unwrap_or_else(|| panic!("no {what} in {line}"));
+        words[at - 1].parse().unwrap()
+    };
+    assert_eq!(count("clean", "lost"), 0, "{out}");
+    assert!(count("lossy", "lost") > 0, "{out}");
+    assert!(count("lossy", "frames") > 50, "{out}");
+    assert_eq!(count("lossy", "reconnects"), 0, "{out}");
+}

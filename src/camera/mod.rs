@@ -64,6 +64,8 @@ pub struct CameraStatus {
     /// Media held by the segmenter for the segment in progress (not in the ring yet).
     pub pending_bytes: u64,
     pub dropped_frames: u64,
+    /// Packets the transport lost (RTP sequence gaps); 0 for files and the demo camera.
+    pub lost_packets: u64,
     /// Where each stream joined: sequence of its first segment.
     pub stream_starts: Vec<(u64, u64)>,
 }
@@ -215,6 +217,10 @@ async fn run_stream(
                         ));
                     }
                 }
+            }
+            SourceEvent::Lost(packets) => {
+                lock(&shared.status).lost_packets += u64::from(packets);
+                tracing::debug!(camera = %shared.name, packets, "packets lost");
             }
             SourceEvent::Frame(frame) => {
                 {

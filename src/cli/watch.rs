@@ -131,7 +131,7 @@ fn status_line(c: &Camera, elapsed: Duration) -> String {
         .unwrap_or_else(|| "no video yet".into());
     let audio = if st.params.len() > 1 { "+AAC" } else { "" };
     format!(
-        "{}: {} {video}{audio}, {} frames, {:.2} Mb/s, ring {:.1} s / {} in {} segments, {} reconnects, {} dropped{}",
+        "{}: {} {video}{audio}, {} frames, {:.2} Mb/s, ring {:.1} s / {} in {} segments, {} reconnects, {} lost packets, {} dropped{}",
         c.name(),
         if st.connected {
             "connected"
@@ -146,6 +146,7 @@ fn status_line(c: &Camera, elapsed: Duration) -> String {
         super::human_bytes(ring_bytes),
         segments,
         st.reconnects,
+        st.lost_packets,
         st.dropped_frames,
         st.last_error
             .map(|e| format!("; last error: {e}"))

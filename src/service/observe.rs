@@ -35,6 +35,7 @@ pub struct CameraView {
     pub frames: u64,
     pub bytes: u64,
     pub dropped_frames: u64,
+    pub lost_packets: u64,
 }
 
 pub fn camera_view(c: &ServiceCamera) -> CameraView {
@@ -58,6 +59,7 @@ pub fn camera_view(c: &ServiceCamera) -> CameraView {
         frames: 0,
         bytes: 0,
         dropped_frames: 0,
+        lost_packets: 0,
     };
     let Some(camera) = &c.camera else {
         return v;
@@ -91,6 +93,7 @@ pub fn camera_view(c: &ServiceCamera) -> CameraView {
     v.frames = status.frames;
     v.bytes = status.bytes;
     v.dropped_frames = status.dropped_frames;
+    v.lost_packets = status.lost_packets;
     v
 }
 
@@ -105,7 +108,7 @@ pub fn metrics_page(service: &Service) -> String {
     let views: Vec<CameraView> = service.cameras.iter().map(camera_view).collect();
     let mut e = Exposition::default();
     type Field = fn(&CameraView) -> f64;
-    let per_camera: [(&str, &str, &str, Field); 10] = [
+    let per_camera: [(&str, &str, &str, Field); 11] = [
         (
             "camera_connected",
             "gauge",
@@ -129,6 +132,12 @@ pub fn metrics_page(service: &Service) -> String {
             "counter",
             "Frames dropped by timestamp hygiene (no timestamp, before the first keyframe, out of order).",
             |v| v.dropped_frames as f64,
+        ),
+        (
+            "lost_packets_total",
+            "counter",
+            "RTP packets the camera sent that never arrived (sequence number gaps).",
+            |v| v.lost_packets as f64,
         ),
         (
             "reconnects_total",

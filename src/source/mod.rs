@@ -65,6 +65,10 @@ pub enum SourceEvent {
     /// The tracks, sent first and again whenever they change (new SPS/PPS, new resolution).
     Params(Vec<TrackParams>),
     Frame(Frame),
+    /// Packets the transport lost before the next frame (RTP sequence numbers that never
+    /// arrived). Counted, not repaired: the segmenter cuts at keyframes, and a decoder
+    /// conceals the damage up to the next one.
+    Lost(u32),
 }
 
 /// A connected stream. `next` yields events until the stream ends (`Ok(None)`) or fails.

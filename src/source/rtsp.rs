@@ -1,6 +1,7 @@
 //! RTSP cameras, through retina: TCP interleaved by default, UDP on request; credentials from
 //! the URL (basic and digest are negotiated by retina); every wait bounded by a timeout.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -66,6 +67,8 @@ impl Default for RtspOptions {
 struct Selected {
     session_index: usize,
     kind: TrackKind,
+    /// A frame of this stream has been read on this connection.
+    started: bool,
 }
 
 pub struct RtspSource {
@@ -73,7 +76,8 @@ pub struct RtspSource {
     demuxed: Demuxed,
     selected: Vec<Selected>,
     params: Vec<TrackParams>,
-    pending: Option<SourceEvent>,
+    /// Events decided together and handed out one per call (parameters, then their frame).
+    pending: VecDeque<SourceEvent>,
     stall_timeout: Duration,
     read_batch: Duration,
     /// Per selected stream, when its frames arrived (reads are batched; see `arrival`).
@@ -225,6 +229,7 @@ impl RtspSource {
                 selected.push(Selected {
                     session_index: i,
                     kind,
+                    started: false,
                 });
             }
             let playing = session
@@ -250,7 +255,7 @@ impl RtspSource {
             demuxed,
             selected,
             params: Vec::new(),
-            pending: None,
+            pending: VecDeque::new(),
             stall_timeout: options.stall_timeout,
             read_batch: match options.transport {
                 Transport::Tcp => READ_BATCH_TCP,
@@ -260,7 +265,9 @@ impl RtspSource {
         };
         if source.refresh_params() {
             // Known from the SDP already: announce them before the first frame.
-            source.pending = Some(SourceEvent::Params(source.params.clone()));
+            source
+                .pending
+                .push_back(SourceEvent::Params(source.params.clone()));
         }
         Ok(source)
     }
@@ -331,7 +338,7 @@ fn percent_decode(s: &str) -> String {
 
 impl Source for RtspSource {
     async fn next(&mut self) -> Result<Option<SourceEvent>, SourceError> {
-        if let Some(e) = self.pending.take() {
+        if let Some(e) = self.pending.pop_front() {
             return Ok(Some(e));
         }
         loop {
@@ -362,7 +369,7 @@ impl Source for RtspSource {
                 Some(Ok(item)) => item,
             };
             let read = Instant::now();
-            let (stream_id, timestamp, keyframe, new_params, data) = match item {
+            let (stream_id, timestamp, keyframe, new_params, loss, data) = match item {
                 CodecItem::VideoFrame(f) => {
                     let h265 = self.params.first().is_some_and(|p| p.codec == Codec::H265);
                     let irap = h265 && !f.is_random_access_point() && h265_irap(f.data());
@@ -371,14 +378,17 @@ impl Source for RtspSource {
                         f.timestamp(),
                         f.is_random_access_point() || irap,
                         f.has_new_parameters(),
+                        f.loss(),
                     );
-                    (head.0, head.1, head.2, head.3, Bytes::from(f.into_data()))
+                    let data = Bytes::from(f.into_data());
+                    (head.0, head.1, head.2, head.3, head.4, data)
                 }
                 CodecItem::AudioFrame(f) => (
                     f.stream_id(),
                     f.timestamp(),
                     true,
                     false,
+                    f.loss(),
                     Bytes::copy_from_slice(f.data()),
                 ),
                 _ => continue,
@@ -410,14 +420,25 @@ impl Source for RtspSource {
                 received,
             };
             if (new_params || self.params.is_empty()) && self.refresh_params() {
-                self.pending = Some(SourceEvent::Frame(frame));
-                return Ok(Some(SourceEvent::Params(self.params.clone())));
-            }
-            if self.params.is_empty() {
+                self.pending
+                    .push_back(SourceEvent::Params(self.params.clone()));
+            } else if self.params.is_empty() {
                 // Nothing can be segmented before the parameters are known.
                 continue;
             }
-            return Ok(Some(SourceEvent::Frame(frame)));
+            // A gap before a stream's first packet is between the sequence number PLAY
+            // announced and what the server sent first (gst-rtsp-server's file mounts start
+            // their audio one number past it): nothing after it is missing, and frames that
+            // early come before the first keyframe, which no clip holds.
+            let first = !std::mem::replace(&mut self.selected[track].started, true);
+            if loss > 0 {
+                tracing::debug!(track, loss, first, "RTP packets lost");
+                if !first {
+                    self.pending.push_front(SourceEvent::Lost(u32::from(loss)));
+                }
+            }
+            self.pending.push_back(SourceEvent::Frame(frame));
+            return Ok(self.pending.pop_front());
         }
     }
 }

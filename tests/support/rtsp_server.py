@@ -19,6 +19,10 @@ SPEC is one of
                             paced in real time, once; every client gets it from the start.
     file-loop:/abs/path.mp4 the same, looped forever with continuous timestamps.
 
+Any SPEC may end in `?drop-every=N`: about one video RTP packet in N is thrown away after
+the payloader has numbered it, so clients see sequence gaps, as on a lossy network. (A
+payloader that pushes a frame's packets as one list loses the whole list.)
+
 It binds 127.0.0.1 only (port 0 picks a free one), serves RTP over TCP (interleaved) and
 UDP, prints exactly one line `READY rtsp://127.0.0.1:PORT` on stdout once it accepts
 connections, and exits with status 0 on SIGTERM or SIGINT. Errors go to stderr.
@@ -297,7 +301,41 @@ def refuse_seeking(_factory, media):
             pay.get_static_pad("src").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, on_query)
 
 
+def drop_packets(every):
+    """A media-configure handler that throws away about one RTP packet of pay0 in `every`.
+    The payloader has numbered the packets already, so the gaps are in the sequence."""
+
+    def configure(_factory, media):
+        count = [0]
+
+        def on_data(_pad, info):
+            # Packets pushed as a list (rtph264pay sends a frame's packets together) are
+            # dropped as a whole when the Nth packet falls in the list.
+            packets = 1
+            if info.type & Gst.PadProbeType.BUFFER_LIST:
+                packets = info.get_buffer_list().length()
+            before = count[0]
+            count[0] += packets
+            if count[0] // every > before // every:
+                return Gst.PadProbeReturn.DROP
+            return Gst.PadProbeReturn.OK
+
+        pay = media.get_element().get_by_name("pay0")
+        pay.get_static_pad("src").add_probe(
+            Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST, on_data
+        )
+
+    return configure
+
+
 def make_factory(spec):
+    spec, _, query = spec.partition("?")
+    drop_every = None
+    if query:
+        key, _, value = query.partition("=")
+        if key != "drop-every" or not value.isdigit() or int(value) < 2:
+            raise SpecError(f"unknown option {query!r} in {spec!r}: want drop-every=N, N >= 2")
+        drop_every = int(value)
     kind, _, arg = spec.partition(":")
     factory = GstRtspServer.RTSPMediaFactory()
     if kind == "live":
@@ -316,6 +354,8 @@ def make_factory(spec):
             factory.connect("media-configure", lambda _factory, media: Looper(media))
     else:
         raise SpecError(f"unknown mount kind {kind!r} in {spec!r}: want live, file or file-loop")
+    if drop_every:
+        factory.connect("media-configure", drop_packets(drop_every))
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
     return factory
 
