@@ -88,8 +88,8 @@ else
   passed=("${streams[@]}")
 fi
 [ "${#passed[@]}" -gt 0 ] || { echo "load: no N passed the probe" >&2; exit 1; }
-for ((i = ${#passed[@]} - 1; i >= 0; i--)); do
-  n=${passed[$i]}
+for ((k = ${#passed[@]} - 1; k >= 0; k--)); do
+  n=${passed[$k]}
   if run "$n" "$confirm"; then
     echo "load: $n streams sustained for $confirm s with zero lost frames"
     exit 0

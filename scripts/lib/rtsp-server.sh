@@ -10,7 +10,7 @@ server_pid=""
 urls=()
 
 start_rtsp_server() {
-  local n=$1 src=$2 dir=$3 mounts=() base=""
+  local n=$1 src=$2 dir=$3 mounts=() base="" i
   for i in $(seq "$n"); do mounts+=(--mount "cam$i=file-loop:$src"); done
   /usr/bin/python3 tests/support/rtsp_server.py --port 0 "${mounts[@]}" > "$dir/server.out" 2> "$dir/server.err" &
   server_pid=$!

@@ -66,8 +66,6 @@ pub struct CameraStatus {
     pub dropped_frames: u64,
     /// Packets the transport lost (RTP sequence gaps); 0 for files and the demo camera.
     pub lost_packets: u64,
-    /// Where each stream joined: sequence of its first segment.
-    pub stream_starts: Vec<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -251,16 +249,6 @@ fn publish(shared: &Shared, segment: Option<Segment>) {
     let Some(segment) = segment else { return };
     let sequence = segment.sequence;
     tracing::debug!(camera = %shared.name, sequence, age = ?segment.received.map(|r| r.elapsed()), duration = ?segment.duration_time(), "segment");
-    {
-        let mut st = lock(&shared.status);
-        if st
-            .stream_starts
-            .last()
-            .is_none_or(|(id, _)| *id != segment.stream_id)
-        {
-            st.stream_starts.push((segment.stream_id, sequence));
-        }
-    }
     lock(&shared.ring).push(Arc::new(segment));
     shared.updates.send_replace(sequence);
 }

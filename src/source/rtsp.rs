@@ -427,9 +427,10 @@ impl Source for RtspSource {
                 continue;
             }
             // A gap before a stream's first packet is between the sequence number PLAY
-            // announced and what the server sent first (gst-rtsp-server's file mounts start
-            // their audio one number past it): nothing after it is missing, and frames that
-            // early come before the first keyframe, which no clip holds.
+            // announced and what the server sent first (gst-rtsp-server numbers a frame it
+            // then does not send when a file's first audio frame lies before its edit list):
+            // nothing after it is missing, and frames that early come before the first
+            // keyframe, which no clip holds.
             let first = !std::mem::replace(&mut self.selected[track].started, true);
             if loss > 0 {
                 tracing::debug!(track, loss, first, "RTP packets lost");

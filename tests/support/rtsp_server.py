@@ -197,6 +197,11 @@ class Looper:
     - the demuxer restarts its timeline at 0, so its source pads get an offset that moves
       the new pass to where the previous one ended in running time, which is what RTP
       payloaders stamp packets with: clients see one endless stream.
+    - audio buffers that lie before their segment are dropped at the demuxer: the AAC encoder's
+      priming frame, which the file's edit list cuts (the segment starts 21 ms in). A
+      payloader would number it, but the server never delivers it, so clients saw one lost
+      audio packet at every pass. (Done in the probe that exists anyway: a Python callback
+      per buffer costs the server real CPU with dozens of streams.)
     """
 
     def __init__(self, media):
@@ -223,6 +228,10 @@ class Looper:
         seg = self.segments.get(pad.get_name())
         if seg is not None and buf.pts != Gst.CLOCK_TIME_NONE:
             start = seg.to_running_time(Gst.Format.TIME, buf.pts)
+            if start == Gst.CLOCK_TIME_NONE and pad.get_name().startswith("audio"):
+                # Before the segment: the priming frame the edit list cuts (see above).
+                # (Video is left alone: a frame there may be a reference for later ones.)
+                return Gst.PadProbeReturn.DROP
             if start != Gst.CLOCK_TIME_NONE:
                 duration = buf.duration if buf.duration != Gst.CLOCK_TIME_NONE else 0
                 self.pass_end = max(self.pass_end, start + duration)
