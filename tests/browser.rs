@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::serve::{Service, TOKEN, config};
-use common::{Probe, check_structure, ffmpeg, run, s};
+use common::{Probe, Video, check_structure, ffmpeg, run, s};
 use serde_json::{Value, json};
 
 const FPS: u32 = 25;
@@ -28,25 +28,13 @@ const BITS: u32 = 10;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
-const H264: &[&str] = &["-c:v", "libx264", "-preset", "veryfast"];
-const H265: &[&str] = &[
-    "-c:v",
-    "libx265",
-    "-preset",
-    "ultrafast",
-    "-x265-params",
-    "bframes=3:log-level=error",
-    "-tag:v",
-    "hvc1",
-];
-
 #[test]
 fn chromium_plays_times_and_seeks_clips_from_the_api() {
     check_tools();
     let d = tempfile::tempdir().unwrap();
     let (h264, h265) = (d.path().join("h264.mp4"), d.path().join("h265.mp4"));
-    barcoded_source(&h264, H264);
-    barcoded_source(&h265, H265);
+    barcoded_source(&h264, Video::H264.encoder_args());
+    barcoded_source(&h265, Video::H265.encoder_args());
     let cameras = format!(
         "[[cameras]]\nname = \"h264\"\nsource = \"{}\"\n\n[[cameras]]\nname = \"h265\"\nsource = \"{}\"\n",
         s(&h264),

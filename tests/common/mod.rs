@@ -51,6 +51,25 @@ pub enum Video {
     H265,
 }
 
+impl Video {
+    /// ffmpeg's encoder options for this codec.
+    pub fn encoder_args(self) -> &'static [&'static str] {
+        match self {
+            Video::H264 => &["-c:v", "libx264", "-preset", "veryfast"],
+            Video::H265 => &[
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-x265-params",
+                "bframes=3:log-level=error",
+                "-tag:v",
+                "hvc1",
+            ],
+        }
+    }
+}
+
 impl Default for Media {
     fn default() -> Self {
         Media {
@@ -83,31 +102,8 @@ impl Media {
         }
         a.extend(["-t".into(), self.seconds.to_string()]);
         let gop = self.fps.to_string();
-        match self.video {
-            Video::H264 => a.extend(
-                [
-                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", &gop,
-                ]
-                .map(String::from),
-            ),
-            Video::H265 => a.extend(
-                [
-                    "-c:v",
-                    "libx265",
-                    "-preset",
-                    "ultrafast",
-                    "-x265-params",
-                    "bframes=3:log-level=error",
-                    "-pix_fmt",
-                    "yuv420p",
-                    "-tag:v",
-                    "hvc1",
-                    "-g",
-                    &gop,
-                ]
-                .map(String::from),
-            ),
-        }
+        a.extend(self.video.encoder_args().iter().map(|s| s.to_string()));
+        a.extend(["-pix_fmt", "yuv420p", "-g", &gop].map(String::from));
         if self.audio {
             a.extend(["-c:a", "aac", "-b:a", "64k"].map(String::from));
         }
