@@ -8,6 +8,7 @@
 pub mod camera;
 pub mod cli;
 pub mod config;
+pub mod memory;
 pub mod mp4;
 pub mod recorder;
 pub mod remux;

@@ -39,6 +39,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    crate::memory::limit_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_json);
     let result = match cli.command {

@@ -1,7 +1,7 @@
 //! The clips a service knows: those being recorded, and the finished, failed and recovered
 //! ones, each with its state as the API shows it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -80,7 +80,9 @@ pub struct ClipView {
 #[derive(Debug)]
 pub struct Clip {
     view: Mutex<ClipView>,
-    control: watch::Sender<ClipControl>,
+    /// How stop and extend reach the recording; dropped once the clip is final, as a watch
+    /// channel is the largest part of what the registry keeps for each clip.
+    control: Mutex<Option<watch::Sender<ClipControl>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,29 +102,32 @@ impl Clip {
         lock(&self.view).state
     }
 
-    pub fn control(&self) -> watch::Receiver<ClipControl> {
-        self.control.subscribe()
-    }
-
     /// Ends recording now; the clip is then finalized with what it has.
     pub fn stop(&self) -> Result<ClipView, NotRecording> {
+        // Locks are taken view first, then control, everywhere.
         let view = lock(&self.view);
-        if view.state != ClipState::Recording {
-            return Err(NotRecording(view.state));
+        let control = lock(&self.control);
+        match control.as_ref() {
+            Some(c) if view.state == ClipState::Recording => {
+                c.send_modify(|c| c.stop = true);
+                Ok(view.clone())
+            }
+            _ => Err(NotRecording(view.state)),
         }
-        self.control.send_modify(|c| c.stop = true);
-        Ok(view.clone())
     }
 
     /// Records `seconds` more than asked so far.
     pub fn extend(&self, seconds: Duration) -> Result<ClipView, NotRecording> {
         let mut view = lock(&self.view);
-        if view.state != ClipState::Recording || self.control.borrow().stop {
-            return Err(NotRecording(view.state));
+        let control = lock(&self.control);
+        match control.as_ref() {
+            Some(c) if view.state == ClipState::Recording && !c.borrow().stop => {
+                c.send_modify(|c| c.extended += seconds);
+                view.requested_duration += seconds.as_secs_f64();
+                Ok(view.clone())
+            }
+            _ => Err(NotRecording(view.state)),
         }
-        self.control.send_modify(|c| c.extended += seconds);
-        view.requested_duration += seconds.as_secs_f64();
-        Ok(view.clone())
     }
 
     pub fn progress(&self, p: LiveProgress) {
@@ -137,6 +142,7 @@ impl Clip {
 
     pub fn finished(&self, result: &Result<LiveClip, LiveError>) {
         let mut view = lock(&self.view);
+        *lock(&self.control) = None;
         match result {
             Ok(clip) => {
                 let s = &clip.summary;
@@ -189,8 +195,9 @@ pub struct Clips {
 
 #[derive(Debug, Default)]
 struct Inner {
-    by_id: HashMap<String, Arc<Clip>>,
-    order: VecDeque<String>,
+    /// Oldest first. At most [`REMEMBERED`] final clips, so looking one up by id is a scan
+    /// of a short list, and no index has to be kept beside it.
+    order: VecDeque<Arc<Clip>>,
 }
 
 impl Clips {
@@ -201,8 +208,9 @@ impl Clips {
         format!("{start:x}-{n}")
     }
 
-    /// Registers a clip in state `recording`.
-    pub fn add(&self, new: NewClip) -> Arc<Clip> {
+    /// Registers a clip in state `recording`; the receiver is how stop and extend reach its
+    /// recording.
+    pub fn add(&self, new: NewClip) -> (Arc<Clip>, watch::Receiver<ClipControl>) {
         let view = ClipView {
             id: self.new_id(),
             camera: new.camera,
@@ -220,7 +228,8 @@ impl Clips {
             error: None,
             recovered: false,
         };
-        self.insert(view)
+        let (control, receiver) = watch::channel(ClipControl::default());
+        (self.insert(view, Some(control)), receiver)
     }
 
     /// Registers a clip found and handled at start (recovered, or failed to recover).
@@ -250,47 +259,34 @@ impl Clips {
             error,
             recovered: true,
         };
-        self.insert(view)
+        self.insert(view, None)
     }
 
-    fn insert(&self, view: ClipView) -> Arc<Clip> {
-        let id = view.id.clone();
-        let (control, _) = watch::channel(ClipControl::default());
+    fn insert(&self, view: ClipView, control: Option<watch::Sender<ClipControl>>) -> Arc<Clip> {
         let clip = Arc::new(Clip {
             view: Mutex::new(view),
-            control,
+            control: Mutex::new(control),
         });
         let mut inner = lock(&self.inner);
-        inner.by_id.insert(id.clone(), clip.clone());
-        inner.order.push_back(id);
+        inner.order.push_back(clip.clone());
         // Forget the oldest finished clips beyond the limit (never one still recording).
         while inner.order.len() > REMEMBERED {
-            let Some(pos) = inner
-                .order
-                .iter()
-                .position(|id| inner.by_id.get(id).is_none_or(|c| c.state().is_final()))
-            else {
+            let Some(pos) = inner.order.iter().position(|c| c.state().is_final()) else {
                 break;
             };
-            if let Some(old) = inner.order.remove(pos) {
-                inner.by_id.remove(&old);
-            }
+            inner.order.remove(pos);
         }
         clip
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Clip>> {
-        lock(&self.inner).by_id.get(id).cloned()
+        let inner = lock(&self.inner);
+        inner.order.iter().find(|c| lock(&c.view).id == id).cloned()
     }
 
     /// All clips, oldest first.
     pub fn all(&self) -> Vec<Arc<Clip>> {
-        let inner = lock(&self.inner);
-        inner
-            .order
-            .iter()
-            .filter_map(|id| inner.by_id.get(id).cloned())
-            .collect()
+        lock(&self.inner).order.iter().cloned().collect()
     }
 
     /// Number of clips in each state.
@@ -308,4 +304,76 @@ fn process_start_millis() -> u64 {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::RecordError;
+
+    fn new_clip(n: usize) -> NewClip {
+        NewClip {
+            camera: Some("cam".into()),
+            path: PathBuf::from(format!("/clips/{n}.mp4")),
+            trigger: SystemTime::UNIX_EPOCH,
+            lookback: Duration::from_secs(1),
+            duration: Duration::from_secs(2),
+        }
+    }
+
+    fn failed() -> LiveError {
+        LiveError {
+            error: RecordError::NothingCaptured,
+            cut_short: None,
+            kept: None,
+        }
+    }
+
+    #[test]
+    fn stop_and_extend_reach_the_recording_until_it_is_final() {
+        let clips = Clips::default();
+        let (clip, mut control) = clips.add(new_clip(0));
+        let view = clip.extend(Duration::from_secs(3)).expect("extend");
+        assert_eq!(view.requested_duration, 5.0);
+        assert_eq!(control.borrow_and_update().extended, Duration::from_secs(3));
+        clip.stop().expect("stop");
+        assert!(control.borrow_and_update().stop);
+        // Once stopped it takes no extension.
+        assert_eq!(
+            clip.extend(Duration::from_secs(1)).map(|_| ()),
+            Err(NotRecording(ClipState::Recording))
+        );
+
+        clip.finished(&Err(failed()));
+        assert_eq!(clip.state(), ClipState::Failed);
+        assert_eq!(
+            clip.stop().map(|_| ()),
+            Err(NotRecording(ClipState::Failed))
+        );
+        // The channel is gone with the recording: the receiver sees it closed.
+        assert!(control.has_changed().is_err());
+    }
+
+    #[test]
+    fn forgets_the_oldest_final_clips_but_never_one_recording() {
+        let clips = Clips::default();
+        let (first, _control) = clips.add(new_clip(0));
+        let mut ids = vec![first.view().id];
+        for n in 1..REMEMBERED + 5 {
+            let (clip, _) = clips.add(new_clip(n));
+            clip.finished(&Err(failed()));
+            ids.push(clip.view().id);
+        }
+        let all = clips.all();
+        assert_eq!(all.len(), REMEMBERED);
+        // The recording clip stays; the five oldest final ones after it went.
+        assert_eq!(all[0].view().id, ids[0]);
+        assert_eq!(all[1].view().id, ids[6]);
+        assert!(clips.get(&ids[0]).is_some());
+        assert!(clips.get(&ids[5]).is_none());
+        assert!(clips.get(&ids[6]).is_some());
+        let last = ids.last().expect("ids");
+        assert_eq!(clips.get(last).map(|c| c.view().id).as_ref(), Some(last));
+        assert!(clips.get("no-such-clip").is_none());
+    }
 }

@@ -158,7 +158,7 @@ impl Service {
             }
             other => ClipRefused::Storage(other.to_string()),
         })?;
-        let clip = self.clips.add(clips::NewClip {
+        let (clip, control) = self.clips.add(clips::NewClip {
             camera: Some(camera_name.to_owned()),
             path,
             trigger: trigger_wall,
@@ -173,7 +173,6 @@ impl Service {
             lookback: order.lookback,
         };
         tokio::spawn(async move {
-            let control = task_clip.control();
             let result = record_live(&camera, recording, trigger, request, control, &mut |p| {
                 task_clip.progress(p)
             })
@@ -257,6 +256,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // A line for scripts (and tests) that start the service on port 0.
     println!("preroll: listening on http://{addr}");
+    // The service runs for months: memory freed after reconnects and clips goes back.
+    let releasing = tokio::spawn(crate::memory::release_free_periodically());
 
     let on_signal = {
         let service = service.clone();
@@ -273,6 +274,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(on_signal)
         .await
         .map_err(|e| anyhow::anyhow!("serving the API: {e}"))?;
+    releasing.abort();
     if service.shut_down(Duration::from_secs(120)).await {
         tracing::info!("every clip finalized; bye");
         Ok(())
