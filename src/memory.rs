@@ -15,7 +15,7 @@ pub const RELEASE_EVERY: Duration = Duration::from_secs(30);
 /// Caps malloc at two arenas: the main thread's and one the others share. preroll's threads
 /// spend their time waiting on sockets and disks, so they hardly contend for an arena, and
 /// fewer arenas hold fewer freed pages. Call before any thread is started.
-pub fn limit_arenas() {
+pub fn configure() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a tunable; M_ARENA_MAX takes any positive count.
     unsafe {

@@ -39,7 +39,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    crate::memory::limit_arenas();
+    crate::memory::configure();
     let cli = Cli::parse();
     init_logging(cli.log_json);
     let result = match cli.command {
