@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 /// How often a long-running process hands free memory back.
-pub const RELEASE_EVERY: Duration = Duration::from_secs(30);
+const RELEASE_EVERY: Duration = Duration::from_secs(30);
 
 /// Caps malloc at two arenas: the main thread's and one the others share. preroll's threads
 /// spend their time waiting on sockets and disks, so they hardly contend for an arena, and
@@ -26,7 +26,7 @@ pub fn configure() {
 
 /// Returns the whole free pages of every arena to the system. Cheap on a heap of a few
 /// megabytes: it walks the free lists.
-pub fn release_free() {
+fn release_free() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes the arena locks itself and only releases free memory.
     unsafe {

@@ -78,11 +78,14 @@ pub struct ClipView {
 
 /// One clip: its view and, while recording, its control.
 #[derive(Debug)]
-pub struct Clip {
-    view: Mutex<ClipView>,
+pub struct Clip(Mutex<ClipEntry>);
+
+#[derive(Debug)]
+struct ClipEntry {
+    view: ClipView,
     /// How stop and extend reach the recording; dropped once the clip is final, as a watch
     /// channel is the largest part of what the registry keeps for each clip.
-    control: Mutex<Option<watch::Sender<ClipControl>>>,
+    control: Option<watch::Sender<ClipControl>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,19 +98,17 @@ pub struct NotRecording(pub ClipState);
 
 impl Clip {
     pub fn view(&self) -> ClipView {
-        lock(&self.view).clone()
+        lock(&self.0).view.clone()
     }
 
     pub fn state(&self) -> ClipState {
-        lock(&self.view).state
+        lock(&self.0).view.state
     }
 
     /// Ends recording now; the clip is then finalized with what it has.
     pub fn stop(&self) -> Result<ClipView, NotRecording> {
-        // Locks are taken view first, then control, everywhere.
-        let view = lock(&self.view);
-        let control = lock(&self.control);
-        match control.as_ref() {
+        let ClipEntry { view, control } = &*lock(&self.0);
+        match control {
             Some(c) if view.state == ClipState::Recording => {
                 c.send_modify(|c| c.stop = true);
                 Ok(view.clone())
@@ -118,9 +119,8 @@ impl Clip {
 
     /// Records `seconds` more than asked so far.
     pub fn extend(&self, seconds: Duration) -> Result<ClipView, NotRecording> {
-        let mut view = lock(&self.view);
-        let control = lock(&self.control);
-        match control.as_ref() {
+        let ClipEntry { view, control } = &mut *lock(&self.0);
+        match control {
             Some(c) if view.state == ClipState::Recording && !c.borrow().stop => {
                 c.send_modify(|c| c.extended += seconds);
                 view.requested_duration += seconds.as_secs_f64();
@@ -131,7 +131,7 @@ impl Clip {
     }
 
     pub fn progress(&self, p: LiveProgress) {
-        let mut view = lock(&self.view);
+        let view = &mut lock(&self.0).view;
         view.preroll = p.preroll.as_secs_f64();
         view.duration = (p.preroll + p.after_trigger).as_secs_f64();
         view.bytes = p.bytes;
@@ -141,8 +141,9 @@ impl Clip {
     }
 
     pub fn finished(&self, result: &Result<LiveClip, LiveError>) {
-        let mut view = lock(&self.view);
-        *lock(&self.control) = None;
+        let mut entry = lock(&self.0);
+        entry.control = None;
+        let view = &mut entry.view;
         match result {
             Ok(clip) => {
                 let s = &clip.summary;
@@ -263,10 +264,7 @@ impl Clips {
     }
 
     fn insert(&self, view: ClipView, control: Option<watch::Sender<ClipControl>>) -> Arc<Clip> {
-        let clip = Arc::new(Clip {
-            view: Mutex::new(view),
-            control: Mutex::new(control),
-        });
+        let clip = Arc::new(Clip(Mutex::new(ClipEntry { view, control })));
         let mut inner = lock(&self.inner);
         inner.order.push_back(clip.clone());
         // Forget the oldest finished clips beyond the limit (never one still recording).
@@ -281,7 +279,11 @@ impl Clips {
 
     pub fn get(&self, id: &str) -> Option<Arc<Clip>> {
         let inner = lock(&self.inner);
-        inner.order.iter().find(|c| lock(&c.view).id == id).cloned()
+        inner
+            .order
+            .iter()
+            .find(|c| lock(&c.0).view.id == id)
+            .cloned()
     }
 
     /// All clips, oldest first.
