@@ -148,14 +148,31 @@ fn assert_playable(clip: &Value) {
     );
 }
 
-/// Every file under `dir` but the fillers: no `.partial` is left, every clip plays.
+/// The ids in the clip history of a recordings directory; every line must be a whole clip.
+fn history_ids(recordings: &Path) -> Vec<String> {
+    let path = recordings.join(".preroll/clips.jsonl");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "{text}");
+    text.lines()
+        .map(|line| {
+            let clip: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: {e}: {line:?}", path.display()));
+            clip["id"].as_str().expect("id").to_owned()
+        })
+        .collect()
+}
+
+/// Every file under `dir` but the fillers and the clip history: no `.partial` is left,
+/// every clip plays.
 fn assert_every_clip_plays(dir: &Path, fillers: &[&Path]) -> usize {
     let mut clips = 0;
     let mut dirs = vec![dir.to_owned()];
     while let Some(d) = dirs.pop() {
         for entry in fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
-            if path.is_dir() {
+            if path == dir.join(".preroll") {
+                history_ids(dir);
+            } else if path.is_dir() {
                 dirs.push(path);
             } else if !fillers.contains(&path.as_path()) {
                 assert_eq!(
@@ -276,6 +293,16 @@ fn a_full_disk_fails_its_clip_keeps_what_was_recorded_and_spares_everything_else
         assert!(error.contains(&want), "{want:?} not in the error: {error}");
     }
     assert!(!path.exists() && !partial_of(&path).exists());
+    // Whether or not its history line found room, the API lists it.
+    let listed = svc.get("/api/clips").json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == on_full["id"] && c["state"] == "failed"),
+        "{listed}"
+    );
 
     // Camera b's clip in the other directory is whole; both rings are as full as before.
     let b_clip = svc.wait_final(b_clip["id"].as_str().unwrap(), Duration::from_secs(30));
@@ -307,6 +334,12 @@ fn a_full_disk_fails_its_clip_keeps_what_was_recorded_and_spares_everything_else
     let after = svc.wait_final(after["id"].as_str().unwrap(), Duration::from_secs(20));
     assert_eq!(after["state"], "done", "{after}");
     assert_playable(&after);
+    // The history takes lines again, whole, and still holds the clip from before the fill.
+    let history = history_ids(&full);
+    for clip in [&before, &after] {
+        let id = clip["id"].as_str().unwrap().to_owned();
+        assert!(history.contains(&id), "{id} not in {history:?}");
+    }
 
     let metrics = svc.request("GET", "/metrics", None, &[], None).text();
     for want in [

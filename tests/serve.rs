@@ -362,6 +362,19 @@ fn sigterm_finalizes_the_clip_in_progress_and_exits_0() {
     check_structure(path);
     let seconds = Probe::of(path).duration;
     assert!((2.0..15.0).contains(&seconds), "{seconds}");
+
+    // Finalized at shutdown, it is in the history the next start lists.
+    let config = svc.config.clone();
+    drop(svc);
+    let svc = Service::start_with(&config);
+    let id = clip["id"].as_str().unwrap();
+    let listed = svc.get(&format!("/api/clips/{id}")).json();
+    assert_eq!(listed["state"], "done", "{listed}");
+    assert_eq!(clip_path(&listed), path);
+    assert!(
+        (listed["duration"].as_f64().unwrap() - seconds).abs() < 0.05,
+        "{listed}"
+    );
 }
 
 #[test]
@@ -369,6 +382,12 @@ fn kill_9_mid_clip_then_restart_recovers_the_clip() {
     let d = tempfile::tempdir().unwrap();
     let mut svc = Service::start(d.path(), &config(d.path(), DEMO));
     svc.wait_cameras(&["demo"], 2.0, Duration::from_secs(30));
+    let earlier = svc.clip(
+        "demo",
+        r#"{"filename": "earlier.mp4", "duration": 1, "lookback": 1}"#,
+    );
+    let earlier = svc.wait_final(earlier["id"].as_str().unwrap(), Duration::from_secs(20));
+    assert_eq!(earlier["state"], "done", "{earlier}");
     let clip = svc.clip(
         "demo",
         r#"{"filename": "crash.mp4", "duration": 60, "lookback": 2}"#,
@@ -405,6 +424,16 @@ fn kill_9_mid_clip_then_restart_recovers_the_clip() {
     let metrics = svc.request("GET", "/metrics", None, &[], None).text();
     assert!(
         metrics.contains("preroll_clips_recovered_total 1\n"),
+        "{metrics}"
+    );
+    // The clip finished before the kill is still listed, as it was, and served; with the
+    // recovered one, two clips are done.
+    let id = earlier["id"].as_str().unwrap();
+    assert_eq!(svc.get(&format!("/api/clips/{id}")).json(), earlier);
+    let file = svc.get(&format!("/api/clips/{id}/file"));
+    assert_eq!(file.status, 200);
+    assert!(
+        metrics.contains("preroll_clips{state=\"done\"} 2\n"),
         "{metrics}"
     );
 }

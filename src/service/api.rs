@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::clips::{ClipView, NotRecording};
+use super::history::HistoryError;
 use super::observe::{camera_view, metrics_page};
 use super::{ClipOrder, ClipRefused, PathRefused, Service};
 
@@ -169,7 +170,12 @@ fn find(service: &Service, id: &str) -> Result<Arc<super::Clip>, ApiError> {
     service
         .clips
         .get(id)
+        .map_err(history_unreadable)?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no clip with id {id:?}")))
+}
+
+fn history_unreadable(e: HistoryError) -> ApiError {
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 fn not_recording(id: &str, NotRecording(state): NotRecording) -> ApiError {
@@ -186,8 +192,14 @@ async fn get_clip(
     Ok(axum::Json(find(&service, &id)?.view()))
 }
 
-async fn list_clips(State(service): State<Arc<Service>>) -> axum::Json<Vec<ClipView>> {
-    axum::Json(service.clips.all().iter().map(|c| c.view()).collect())
+async fn list_clips(
+    State(service): State<Arc<Service>>,
+) -> Result<axum::Json<Vec<ClipView>>, ApiError> {
+    service
+        .clips
+        .all()
+        .map(axum::Json)
+        .map_err(history_unreadable)
 }
 
 async fn stop_clip(

@@ -1,5 +1,5 @@
-//! The clips a service knows: those being recorded, and the finished, failed and recovered
-//! ones, each with its state as the API shows it.
+//! The clips a service knows: those being recorded, in memory, and the finished, failed and
+//! recovered ones, in the [`History`] on disk; each with its state as the API shows it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -7,16 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::history::{History, HistoryError};
 use crate::recorder::Kept;
 use crate::recorder::live::{ClipControl, LiveClip, LiveError, LivePhase, LiveProgress};
 
-/// Finished clips remembered for the API; the oldest are forgotten first (their files stay).
-const REMEMBERED: usize = 1000;
+/// Final clips kept in memory when there is no history to write them to (it could not be
+/// opened, or the disk is full); the oldest are forgotten first (their files stay).
+const REMEMBERED: usize = super::history::KEEP;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClipState {
     Recording,
@@ -47,8 +49,8 @@ impl ClipState {
     }
 }
 
-/// A clip as the API reports it.
-#[derive(Debug, Clone, Serialize)]
+/// A clip as the API reports it, and as the history keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClipView {
     pub id: String,
     /// The camera it was recorded from (`null` for clips recovered at start).
@@ -97,6 +99,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct NotRecording(pub ClipState);
 
 impl Clip {
+    /// A final clip read back from the history.
+    fn from_history(view: ClipView) -> Arc<Clip> {
+        Arc::new(Clip(Mutex::new(ClipEntry {
+            view,
+            control: None,
+        })))
+    }
+
     pub fn view(&self) -> ClipView {
         lock(&self.0).view.clone()
     }
@@ -191,17 +201,30 @@ pub struct NewClip {
 #[derive(Debug, Default)]
 pub struct Clips {
     inner: Mutex<Inner>,
+    /// Where final clips go; without one they stay in memory.
+    history: Option<History>,
     next: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Oldest first. At most [`REMEMBERED`] final clips, so looking one up by id is a scan
-    /// of a short list, and no index has to be kept beside it.
+    /// Oldest first: the clips in progress, and final ones the history did not take (at most
+    /// [`REMEMBERED`] of those). Short, so looking one up by id is a scan.
     order: VecDeque<Arc<Clip>>,
 }
 
 impl Clips {
+    pub fn new(history: Option<History>) -> Clips {
+        Clips {
+            history,
+            ..Clips::default()
+        }
+    }
+
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_ref()
+    }
+
     /// A new id: unique in this process and, through the start time in it, across restarts.
     fn new_id(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -260,7 +283,30 @@ impl Clips {
             error,
             recovered: true,
         };
-        self.insert(view, None)
+        let clip = self.insert(view, None);
+        self.settle(&clip);
+        clip
+    }
+
+    /// Moves a clip that has become final from memory to the history; if the history cannot
+    /// take it (a full disk), it stays in memory and the API still shows it.
+    pub fn settle(&self, clip: &Arc<Clip>) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        let view = clip.view();
+        if !view.state.is_final() {
+            return;
+        }
+        // Held while appending, so a lookup finds the clip in memory or in the history.
+        let mut inner = lock(&self.inner);
+        match history.append(&view) {
+            Ok(()) => inner.order.retain(|c| !Arc::ptr_eq(c, clip)),
+            Err(e) => tracing::warn!(
+                clip = %view.id,
+                "{e}; the clip is listed from memory until the service restarts"
+            ),
+        }
     }
 
     fn insert(&self, view: ClipView, control: Option<watch::Sender<ClipControl>>) -> Arc<Clip> {
@@ -277,24 +323,48 @@ impl Clips {
         clip
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Clip>> {
-        let inner = lock(&self.inner);
-        inner
+    pub fn get(&self, id: &str) -> Result<Option<Arc<Clip>>, HistoryError> {
+        let in_memory = lock(&self.inner)
             .order
             .iter()
             .find(|c| lock(&c.0).view.id == id)
-            .cloned()
+            .cloned();
+        match (in_memory, &self.history) {
+            (Some(clip), _) => Ok(Some(clip)),
+            // Not in memory: a clip leaves memory only once it is in the history.
+            (None, Some(history)) => Ok(history.get(id)?.map(Clip::from_history)),
+            (None, None) => Ok(None),
+        }
     }
 
-    /// All clips, oldest first.
-    pub fn all(&self) -> Vec<Arc<Clip>> {
+    /// The clips held in memory: every one in progress, oldest first.
+    pub fn in_memory(&self) -> Vec<Arc<Clip>> {
         lock(&self.inner).order.iter().cloned().collect()
+    }
+
+    /// Every clip: those in the history, then those in memory, each oldest first.
+    pub fn all(&self) -> Result<Vec<ClipView>, HistoryError> {
+        let inner = lock(&self.inner);
+        let mut views = match &self.history {
+            Some(history) => history.all()?,
+            None => Vec::new(),
+        };
+        views.extend(inner.order.iter().map(|c| c.view()));
+        Ok(views)
     }
 
     /// Number of clips in each state.
     pub fn counts(&self) -> [(ClipState, usize); 4] {
-        let all = self.all();
-        ClipState::ALL.map(|s| (s, all.iter().filter(|c| c.state() == s).count()))
+        let states: Vec<ClipState> = self.in_memory().iter().map(|c| c.state()).collect();
+        let (done, failed) = self.history.as_ref().map_or((0, 0), History::counts);
+        ClipState::ALL.map(|s| {
+            let in_history = match s {
+                ClipState::Done => done,
+                ClipState::Failed => failed,
+                ClipState::Recording | ClipState::Finalizing => 0,
+            };
+            (s, in_history + states.iter().filter(|&&t| t == s).count())
+        })
     }
 }
 
@@ -366,16 +436,51 @@ mod tests {
             clip.finished(&Err(failed()));
             ids.push(clip.view().id);
         }
-        let all = clips.all();
+        let all = clips.all().expect("memory");
         assert_eq!(all.len(), REMEMBERED);
         // The recording clip stays; the five oldest final ones after it went.
-        assert_eq!(all[0].view().id, ids[0]);
-        assert_eq!(all[1].view().id, ids[6]);
-        assert!(clips.get(&ids[0]).is_some());
-        assert!(clips.get(&ids[5]).is_none());
-        assert!(clips.get(&ids[6]).is_some());
+        assert_eq!(all[0].id, ids[0]);
+        assert_eq!(all[1].id, ids[6]);
+        assert!(clips.get(&ids[0]).expect("memory").is_some());
+        assert!(clips.get(&ids[5]).expect("memory").is_none());
+        assert!(clips.get(&ids[6]).expect("memory").is_some());
         let last = ids.last().expect("ids");
-        assert_eq!(clips.get(last).map(|c| c.view().id).as_ref(), Some(last));
-        assert!(clips.get("no-such-clip").is_none());
+        let found = clips.get(last).expect("memory").map(|c| c.view().id);
+        assert_eq!(found.as_ref(), Some(last));
+        assert!(clips.get("no-such-clip").expect("memory").is_none());
+    }
+
+    #[test]
+    fn final_clips_go_to_the_history_and_are_there_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clips = Clips::new(Some(History::open(dir.path()).expect("history")));
+        let (recording, _control) = clips.add(new_clip(0));
+        let (failing, _) = clips.add(new_clip(1));
+        failing.finished(&Err(failed()));
+        clips.settle(&failing);
+        // Still recording: stays in memory, and settling it does nothing.
+        clips.settle(&recording);
+        let id = failing.view().id;
+        assert_eq!(clips.in_memory().len(), 1);
+        let found = clips.get(&id).expect("readable").expect("found");
+        assert_eq!(found.state(), ClipState::Failed);
+        assert_eq!(
+            found.stop().map(|_| ()),
+            Err(NotRecording(ClipState::Failed))
+        );
+        let all = clips.all().expect("readable");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].id, id);
+        assert_eq!(all[1].id, recording.view().id);
+        let counts = clips.counts();
+        assert_eq!(counts[0], (ClipState::Recording, 1));
+        assert_eq!(counts[3], (ClipState::Failed, 1));
+
+        let restarted = Clips::new(Some(History::open(dir.path()).expect("history")));
+        assert!(restarted.in_memory().is_empty());
+        let all = restarted.all().expect("readable");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, id);
+        assert_eq!(all[0].path, PathBuf::from("/clips/1.mp4"));
     }
 }

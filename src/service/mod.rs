@@ -3,6 +3,7 @@
 
 mod api;
 mod clips;
+mod history;
 mod metrics;
 mod observe;
 mod paths;
@@ -22,6 +23,7 @@ use crate::recorder::{ClipOptions, RecordError, Recording};
 use crate::source::Transport;
 
 pub use clips::{Clip, ClipState, ClipView, Clips};
+pub use history::History;
 pub use paths::{AllowedDirs, PathRefused};
 
 /// A configured camera and, when enabled, its running ingest.
@@ -102,11 +104,18 @@ impl Service {
             })
             .collect();
         let (active, _) = watch::channel(0);
+        let history = match History::open(&dirs.recordings) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("{e}; finished clips are listed from memory, until a restart");
+                None
+            }
+        };
         Ok(Arc::new(Service {
             config,
             dirs,
             cameras,
-            clips: Clips::default(),
+            clips: Clips::new(history),
             metrics: ServiceMetrics::default(),
             shutting_down: AtomicBool::new(false),
             active,
@@ -179,6 +188,13 @@ impl Service {
             .await;
             task_clip.finished(&result);
             let view = task_clip.view();
+            let settled = {
+                let (service, clip) = (service.clone(), task_clip.clone());
+                tokio::task::spawn_blocking(move || service.clips.settle(&clip))
+            };
+            if let Err(e) = settled.await {
+                tracing::warn!(clip = %view.id, "writing the clip to the history: {e}");
+            }
             match &result {
                 Ok(done) => {
                     service.metrics.finalize.observe(done.finalize_time);
@@ -208,7 +224,7 @@ impl Service {
     /// of them are finalized.
     pub async fn shut_down(&self, limit: Duration) -> bool {
         self.shutting_down.store(true, Ordering::SeqCst);
-        for clip in self.clips.all() {
+        for clip in self.clips.in_memory() {
             let _ = clip.stop();
         }
         let mut active = self.active.subscribe();
@@ -265,7 +281,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             let why = shutdown_signal().await;
             tracing::info!("{why}: finishing the clips in progress, then exiting");
             service.shutting_down.store(true, Ordering::SeqCst);
-            for clip in service.clips.all() {
+            for clip in service.clips.in_memory() {
                 let _ = clip.stop();
             }
         }
