@@ -268,15 +268,13 @@ pub fn check_clip(path: &Path) -> (usize, usize) {
     (samples, fragments.len())
 }
 
-/// A fresh path in a scratch directory on tmpfs (where fsync is free), unique per call.
+/// A fresh path on tmpfs (where fsync is free), unique per call. Straight in `/dev/shm`, not
+/// in a directory of its own, so nothing is left behind once the files are removed.
 fn scratch_path(ext: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let base = Path::new("/dev/shm").join(format!("preroll-fuzz-{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&base) {
-        panic!("cannot create {}: {e}", base.display());
-    }
-    base.join(format!(
-        "clip-{}.{ext}",
+    Path::new("/dev/shm").join(format!(
+        "preroll-fuzz-{}-{}.{ext}",
+        std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ))
 }

@@ -30,6 +30,8 @@ pub const RULE_OUTSIDE: &str =
     "absolute filenames must lie inside the recordings directory or a storage.allowed directory";
 pub const RULE_SYMLINK: &str =
     "the path leads out of the allowed directories through a symbolic link";
+pub const RULE_OWN_FILES: &str =
+    "the .preroll directory in the recordings directory holds the service's own files";
 
 impl AllowedDirs {
     /// Creates the recordings directory if needed and resolves every directory.
@@ -128,6 +130,10 @@ impl AllowedDirs {
             out.push(part);
         }
         out.push(file_name);
+        // A clip there could be overwritten by the clip history's rewrite.
+        if out.starts_with(self.recordings.join(super::history::DIR)) {
+            return Err(forbidden(name, RULE_OWN_FILES));
+        }
         Ok(out)
     }
 }
@@ -151,6 +157,32 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("outside")).expect("mkdir");
         let d = AllowedDirs::resolve(&rec, &[other]).expect("resolve");
         (tmp, d)
+    }
+
+    #[test]
+    fn the_services_own_directory_is_refused() {
+        let (_t, d) = dirs();
+        let inside = d.recordings.join(".preroll/clips.jsonl.tmp");
+        for name in [
+            ".preroll/clips.jsonl.tmp",
+            "./.preroll/x.mp4",
+            inside.to_str().expect("utf8"),
+        ] {
+            let e = d.clip_path(name).expect_err(name);
+            assert!(
+                matches!(
+                    e,
+                    PathRefused::Forbidden {
+                        rule: RULE_OWN_FILES,
+                        ..
+                    }
+                ),
+                "{name}: {e}"
+            );
+        }
+        // Only that directory: other dot-names are clips like any.
+        let p = d.clip_path(".preroll-old/a.mp4").expect("ok");
+        assert_eq!(p, d.recordings.join(".preroll-old/a.mp4"));
     }
 
     #[test]
