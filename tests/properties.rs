@@ -122,6 +122,7 @@ fn init_for(s: &GenStream) -> Arc<InitSegment> {
         matrix: Matrix::IDENTITY,
         duration: 0,
         sample_entries: vec![entry],
+        edits: Vec::new(),
     };
     let movie = MovieSpec {
         timescale: 1000,

@@ -33,6 +33,23 @@ pub struct TrackSpec {
     pub duration: u64,
     /// Whole `stsd` entry boxes.
     pub sample_entries: Vec<Bytes>,
+    /// The edit list (`edts`/`elst`); none is written when empty.
+    pub edits: Vec<Edit>,
+}
+
+/// One entry of an edit list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edit {
+    /// Length on the movie timeline, in movie ticks.
+    pub duration: u64,
+    /// Where in the track's media (its presentation times, in track ticks) the edit starts;
+    /// `None` for an empty edit (nothing shown, e.g. audio that starts after the video).
+    pub media_time: Option<u64>,
+}
+
+/// Bytes an edit list of `entries` entries adds to a `trak`.
+pub fn edit_list_size(entries: usize) -> usize {
+    8 + 12 + 4 + 20 * entries
 }
 
 const BRANDS: [FourCc; 3] = [FourCc(*b"isom"), FourCc(*b"iso6"), FourCc(*b"mp41")];
@@ -91,6 +108,7 @@ fn write_mvhd(b: &mut BoxBuf, m: &MovieSpec) {
 fn write_trak(b: &mut BoxBuf, m: &MovieSpec, t: &TrackSpec) {
     b.begin(TRAK);
     write_tkhd(b, m, t);
+    write_edts(b, t);
     b.begin(MDIA);
     write_mdhd(b, m, t);
     write_hdlr(b, t);
@@ -128,7 +146,13 @@ fn write_tkhd(b: &mut BoxBuf, m: &MovieSpec, t: &TrackSpec) {
     b.u64(m.creation_time);
     b.u32(t.track_id);
     b.u32(0);
-    b.u64(rescale_up(t.duration, t.timescale, m.timescale));
+    // With an edit list, the track lasts as long as its edits (what is presented).
+    let duration = if t.edits.is_empty() {
+        rescale_up(t.duration, t.timescale, m.timescale)
+    } else {
+        t.edits.iter().map(|e| e.duration).sum()
+    };
+    b.u64(duration);
     b.zeros(8);
     b.u16(0); // layer
     let audio = t.kind == TrackKind::Audio;
@@ -138,6 +162,27 @@ fn write_tkhd(b: &mut BoxBuf, m: &MovieSpec, t: &TrackSpec) {
     b.bytes(&t.matrix.to_bytes());
     b.u32(t.width << 16);
     b.u32(t.height << 16);
+    b.end();
+}
+
+/// The edit list: where presentation starts in the media and how long it lasts (ISO/IEC
+/// 14496-12 8.6.6), version 1 for 64-bit times.
+fn write_edts(b: &mut BoxBuf, t: &TrackSpec) {
+    if t.edits.is_empty() {
+        return;
+    }
+    b.begin(EDTS);
+    b.begin_full(ELST, 1, 0);
+    b.u32(t.edits.len() as u32);
+    for e in &t.edits {
+        b.u64(e.duration);
+        match e.media_time {
+            Some(m) => b.u64(m),
+            None => b.u64(u64::MAX), // -1: an empty edit
+        }
+        b.u32(0x0001_0000); // media_rate 1.0
+    }
+    b.end();
     b.end();
 }
 

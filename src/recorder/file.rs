@@ -323,6 +323,23 @@ impl ClipFile {
         Ok(())
     }
 
+    /// Appends bytes the clip can do without (its random access index): when the disk is
+    /// full, cuts them off again and returns false instead of failing the clip.
+    pub fn append_optional(&mut self, bytes: &[u8]) -> Result<bool, RecordError> {
+        let len = self.len;
+        match self.file.write_all(bytes) {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                self.resume_at(len, self.header_region)?;
+                Ok(false)
+            }
+            Err(e) => Err(self.io("writing", e)),
+        }
+    }
+
     /// Copies a file range into the clip in the kernel (`copy_file_range`), falling back to a
     /// buffered copy where the filesystems cannot.
     fn copy_range(&mut self, r: &FileRange) -> Result<(), RecordError> {

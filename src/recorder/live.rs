@@ -1,8 +1,11 @@
 //! A clip from a live camera: the lookback from its ring, then what follows, until the
 //! requested duration after the trigger is covered.
 //!
-//! The recording follows the ring by sequence number, taking `Arc`s of its segments (never
-//! copies), and hands them to a blocking thread that writes the file.
+//! The recording follows the ring by sequence number, taking `Arc`s of its parts (never
+//! copies), and hands them to a blocking thread that writes the file. Presentation starts at
+//! `trigger - lookback` (see `presentation`) and ends at the requested end or the moment the
+//! clip was stopped: the part holding that instant is cut there, so a clip ends within a frame
+//! of it, waiting at most for that part rather than for the next keyframe.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,8 +19,9 @@ use crate::segment::Segment;
 use super::salvage::{Kept, salvage};
 use super::{ClipSummary, RecordError, Recording};
 
-/// The longest a segment can take to arrive after the media it starts with: a segment is
-/// cut at the latest after this much video (the segmenter's maximum).
+/// The longest a connected camera may take to deliver the part holding a clip's end. Parts
+/// come every half second or so; a camera that sends nothing for its stall timeout (10 s by
+/// default) is disconnected, and a clip stops waiting for a camera that is down.
 const SEGMENT_SLACK: Duration = Duration::from_secs(30);
 
 /// How often a waiting clip looks at the camera's state again when nothing else wakes it.
@@ -29,6 +33,15 @@ pub struct ClipRequest {
     pub duration: Duration,
     /// Media before the trigger.
     pub lookback: Duration,
+}
+
+/// A part on its way to the writer.
+struct Part {
+    segment: Arc<Segment>,
+    /// When it started, as the ring knows it.
+    started: Option<Instant>,
+    /// The clip ends inside it, here.
+    until: Option<Instant>,
 }
 
 /// What a caller can change while a clip records.
@@ -116,13 +129,10 @@ pub async fn record_live(
     mut control: watch::Receiver<ClipControl>,
     progress: &mut (dyn FnMut(LiveProgress) + Send),
 ) -> Result<LiveClip, LiveError> {
-    let (tx, rx) = mpsc::unbounded_channel::<Arc<Segment>>();
-    let writer = tokio::task::spawn_blocking(move || write_all(recording, rx));
-
-    // One look at the ring for both: the lookback, and the newest segment it holds, after
+    // One look at the ring for both: the lookback, and the newest part it holds, after
     // which live media continues. The lookback can be empty while the ring is not (the
-    // newest segment ended before the requested point, so the segment in progress holds
-    // it); following from the ring's start would then take the whole ring as pre-roll.
+    // newest part ended before the requested point, so the part in progress holds it);
+    // following from the ring's start would then take the whole ring as pre-roll.
     let (lookback, newest) = {
         let ring = camera.ring();
         (
@@ -130,6 +140,9 @@ pub async fn record_live(
             ring.newest_sequence(),
         )
     };
+    let (tx, rx) = mpsc::unbounded_channel::<Part>();
+    let writer = tokio::task::spawn_blocking(move || write_all(recording, rx));
+
     tracing::debug!(
         camera = camera.name(),
         segments = lookback.segments.len(),
@@ -144,58 +157,83 @@ pub async fn record_live(
         preroll: lookback.achieved,
         ..LiveProgress::default()
     };
-    for s in lookback.segments {
+    for (s, started) in lookback.segments {
         report.bytes += s.media_bytes();
-        let _ = tx.send(s);
+        let _ = tx.send(Part {
+            segment: s,
+            started,
+            until: None,
+        });
     }
     progress(report);
     let mut updates = camera.subscribe();
     let mut lost = 0u64;
+    // When a stop was asked for: the clip ends there, once the part holding it is in.
+    let mut stopped_at: Option<Instant> = None;
+    let mut controlled = true;
     let cut_short = loop {
         if tx.is_closed() {
             // The writer gave up (its error is reported below).
             break None;
         }
         let ctl = *control.borrow_and_update();
-        if ctl.stop {
-            break Some("stopped".to_owned());
+        if ctl.stop && stopped_at.is_none() {
+            stopped_at = Some(Instant::now());
         }
-        let end = trigger + request.duration + ctl.extended;
+        let asked = trigger + request.duration + ctl.extended;
+        let end = stopped_at.map_or(asked, |at| at.min(asked));
+        let stop_reason = || {
+            stopped_at
+                .filter(|at| *at < asked)
+                .map(|_| "stopped".to_owned())
+        };
         let fresh = camera.ring().since(last.unwrap_or(0));
         let mut done = false;
-        for s in fresh {
+        for (s, started) in fresh {
             if let Some(l) = last
                 && s.sequence > l + 1
             {
                 lost += s.sequence - l - 1;
             }
             last = Some(s.sequence);
-            let starts = s.received.unwrap_or(trigger);
+            let starts = started.unwrap_or(trigger);
             if starts >= end {
                 // Starts after the requested end: not part of the clip.
                 done = true;
                 break;
             }
             if preroll_from_live {
-                report.preroll = trigger.saturating_duration_since(starts);
+                report.preroll = trigger.saturating_duration_since(
+                    starts.max(trigger.checked_sub(request.lookback).unwrap_or(starts)),
+                );
                 preroll_from_live = false;
             }
             let seg_end = starts + s.duration_time();
-            report.after_trigger = seg_end.saturating_duration_since(trigger);
+            report.after_trigger = seg_end.min(end).saturating_duration_since(trigger);
             report.bytes += s.media_bytes();
             progress(report);
-            let _ = tx.send(s);
-            if seg_end >= end {
+            // The part holding the end is cut there.
+            let last = seg_end >= end;
+            let _ = tx.send(Part {
+                segment: s,
+                started,
+                until: last.then_some(end),
+            });
+            if last {
                 done = true;
                 break;
             }
         }
         if done {
-            break None;
+            break stop_reason();
         }
         let status = camera.status();
         if status.ended {
             break Some("the source ended".to_owned());
+        }
+        if stopped_at.is_some() && !status.connected {
+            // Nothing more will come for the part in progress.
+            break stop_reason();
         }
         // A connected camera still owes the segment holding `end` (it arrives when the next
         // keyframe closes it); a camera that is down owes nothing, so the clip ends at `end`.
@@ -206,6 +244,9 @@ pub async fn record_live(
         };
         let now = Instant::now();
         if now >= deadline {
+            if stopped_at.is_some() {
+                break stop_reason();
+            }
             break Some(down_reason(camera.name(), &status, request.duration));
         }
         let wake = (deadline - now).min(RECHECK);
@@ -215,9 +256,11 @@ pub async fn record_live(
                     break Some("the camera stopped".to_owned());
                 }
             }
-            changed = control.changed() => {
+            changed = control.changed(), if controlled => {
                 if changed.is_err() {
-                    break Some("stopped".to_owned());
+                    // The controller is gone: end now, as for a stop.
+                    controlled = false;
+                    stopped_at.get_or_insert_with(Instant::now);
                 }
             }
             _ = tx.closed() => {}
@@ -242,8 +285,12 @@ pub async fn record_live(
     let finalize_time = finalizing.elapsed();
     match result {
         Ok(summary) => Ok(LiveClip {
+            // What the clip presents before the trigger (its first picture is shown from
+            // `presented_from`).
+            preroll: summary
+                .presented_from
+                .map_or(report.preroll, |p| trigger.saturating_duration_since(p)),
             summary,
-            preroll: report.preroll,
             cut_short,
             lost_segments: lost,
             finalize_time,
@@ -275,11 +322,11 @@ fn down_reason(camera: &str, status: &crate::camera::CameraStatus, asked: Durati
 /// holds (see [`salvage`]); the error comes back with what was kept.
 fn write_all(
     mut recording: Recording,
-    mut rx: mpsc::UnboundedReceiver<Arc<Segment>>,
+    mut rx: mpsc::UnboundedReceiver<Part>,
 ) -> Result<ClipSummary, (RecordError, Option<Kept>)> {
     let partial = recording.partial_path().to_owned();
-    while let Some(s) = rx.blocking_recv() {
-        match recording.write_segment(&s) {
+    while let Some(p) = rx.blocking_recv() {
+        match recording.write_part(&p.segment, p.started, p.until) {
             Ok(_) => {}
             Err(e) if e.is_fatal() => {
                 // Dropping closes the file and releases its lock, so recovery can take it.

@@ -4,6 +4,7 @@
 mod error;
 pub mod file;
 pub mod live;
+mod presentation;
 mod recording;
 pub mod recover;
 mod salvage;

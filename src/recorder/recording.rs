@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::mp4::mfra::{RandomAccessPoint, write_mfra};
 use crate::mp4::moof::{TrafSpec, write_moof};
@@ -14,16 +14,18 @@ use crate::mp4::{Fragment, InitSegment, MediaData, Mp4Error, Orientation, Sample
 use crate::segment::Segment;
 
 use super::file::ClipFile;
+use super::presentation::{Anchor, Presentation};
 use super::recover::{Scan, ScannedFragment, ScannedHeader};
-use super::timeline::{Discontinuity, Placed, Timeline};
-use super::tracks::{ClipTracks, InitMap, VIDEO};
+use super::timeline::{Discontinuity, Placed, Timeline, rescale};
+use super::tracks::{AUDIO, ClipTracks, InitMap, VIDEO};
 use super::{RecordError, RecoverError};
 
 /// Seconds from the MP4 epoch (1904-01-01) to the Unix epoch.
 const MP4_EPOCH_OFFSET: u64 = 2_082_844_800;
 
-/// Bytes the header grows by when finished (the `mehd` box).
-const FINISH_GROWTH: usize = 20;
+/// Bytes the header grows by when finished: the `mehd` box, and an edit list for the video
+/// track (one entry) and the audio track (an empty edit and a media edit).
+const FINISH_GROWTH: usize = 20 + 24 + 20 + 24 + 40;
 
 /// How a clip is written.
 #[derive(Debug, Clone, Default)]
@@ -43,14 +45,20 @@ pub enum SegmentOutcome {
     SkippedOld,
     /// It holds no media the clip carries.
     SkippedEmpty,
+    /// It does not start with a keyframe, and the clip has none it could follow on from (it
+    /// has no media yet, or parts before it were lost).
+    SkippedNoKeyframe,
 }
 
 /// The finished clip.
 #[derive(Debug, Clone)]
 pub struct ClipSummary {
     pub path: PathBuf,
-    /// Length of the clip's longest track.
+    /// Length of what the clip presents (its edit list), or of its longest track when it has
+    /// no edit list (a recovered clip).
     pub duration: Duration,
+    /// When the clip's first picture arrived from the camera (live clips).
+    pub presented_from: Option<Instant>,
     /// File size in bytes.
     pub bytes: u64,
     pub segments: usize,
@@ -85,6 +93,9 @@ pub struct Recording {
     segments: usize,
     dropped_samples: usize,
     ignored: Vec<String>,
+    presentation: Presentation,
+    /// A part went missing since the last keyframe written: wait for the next one.
+    resync: bool,
 }
 
 impl Recording {
@@ -107,6 +118,8 @@ impl Recording {
             segments: 0,
             dropped_samples: 0,
             ignored: Vec::new(),
+            presentation: Presentation::default(),
+            resync: false,
         })
     }
 
@@ -141,6 +154,8 @@ impl Recording {
             segments: 0,
             dropped_samples: 0,
             ignored: Vec::new(),
+            presentation: rebuilt.presentation,
+            resync: false,
         })
     }
 
@@ -156,7 +171,11 @@ impl Recording {
             .as_ref()
             .ok_or_else(|| mismatch("the file ends inside its header".to_owned()))?;
         let r = rebuild(header, &scan.fragments).map_err(mismatch)?;
-        Ok(longest(&r.tracks, r.timeline.ends()))
+        let video_ts = r.tracks.timescale(VIDEO);
+        Ok(r.presentation.video_duration().map_or_else(
+            || longest(&r.tracks, r.timeline.ends()),
+            |p| ticks_to_duration(p, video_ts),
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -189,12 +208,41 @@ impl Recording {
     /// segment and leaves the clip as it was; only I/O errors ([`RecordError::is_fatal`])
     /// make the clip unusable.
     pub fn write_segment(&mut self, segment: &Segment) -> Result<SegmentOutcome, RecordError> {
+        self.write_part(segment, segment.received, None)
+    }
+
+    /// Writes one part that started at `started` on the camera's arrival clock (its
+    /// [`Segment::received`], or the ring's better estimate, see `Ring::push`); with `until`
+    /// (an instant of the same clock), only its media presented before that instant: the
+    /// clip ends there, within a frame.
+    pub fn write_part(
+        &mut self,
+        segment: &Segment,
+        started: Option<Instant>,
+        until: Option<Instant>,
+    ) -> Result<SegmentOutcome, RecordError> {
         if self
             .last_sequence
             .is_some_and(|last| segment.sequence <= last)
         {
             return Ok(SegmentOutcome::SkippedOld);
         }
+        // A part continues the one before it: after a gap in the same stream (the ring
+        // dropped parts this clip had not taken yet), what follows refers to frames the clip
+        // lacks, up to the next keyframe. A new stream starts with a keyframe.
+        let same_stream = self.timeline.current_stream() == Some(segment.stream_id);
+        if same_stream
+            && self
+                .last_sequence
+                .is_some_and(|last| segment.sequence > last + 1)
+        {
+            self.resync = true;
+        }
+        if (!self.has_media() || self.resync || !same_stream) && !segment.starts_with_keyframe() {
+            self.last_sequence = Some(segment.sequence);
+            return Ok(SegmentOutcome::SkippedNoKeyframe);
+        }
+        self.resync = false;
         if segment.is_empty() {
             self.last_sequence = Some(segment.sequence);
             return Ok(SegmentOutcome::SkippedEmpty);
@@ -226,7 +274,7 @@ impl Recording {
         let mut fragments = 0;
         let mut samples = 0;
         for fragment in &segment.fragments {
-            let n = self.write_fragment(segment.sequence, fragment, &map)?;
+            let n = self.write_fragment(segment, started, fragment, &map, until)?;
             if n > 0 {
                 fragments += 1;
                 samples += n;
@@ -241,10 +289,17 @@ impl Recording {
     /// its tracks is carried).
     fn write_fragment(
         &mut self,
-        sequence: u64,
+        segment: &Segment,
+        received: Option<Instant>,
         fragment: &Fragment,
         map: &InitMap,
+        until: Option<Instant>,
     ) -> Result<usize, RecordError> {
+        let sequence = segment.sequence;
+        let cut = until.and_then(|u| self.cut_ticks(received?, fragment, map, u));
+        if let Some((ticks, _)) = cut {
+            self.presentation.end_at(ticks);
+        }
         let mut placed: Vec<(Placed, u32)> = Vec::new();
         for t in &fragment.tracks {
             let Some(m) = map.for_input(t.track_id) else {
@@ -264,7 +319,14 @@ impl Recording {
                     ),
                 });
             };
-            if let Some(p) = self.timeline.place(t, m) {
+            let until = cut.map(|(video, _)| match m.output {
+                VIDEO => video,
+                output => {
+                    let ts = self.tracks.as_ref().map_or(1, |t| t.timescale(output));
+                    rescale(video, cut.map_or(1, |(_, vts)| vts), ts)
+                }
+            });
+            if let Some(p) = self.timeline.place(t, m, until) {
                 self.dropped_samples += p.dropped;
                 placed.push((p, sdi));
             }
@@ -276,6 +338,13 @@ impl Recording {
             .tracks
             .as_ref()
             .expect("tracks exist once media is mapped");
+        for (p, _) in &placed {
+            if p.output == VIDEO {
+                self.presentation.video(p, received);
+            } else if p.output == AUDIO {
+                self.presentation.audio(p);
+            }
+        }
 
         // Once the video track has several sample entries, keyframes carry their parameter
         // sets in-band too (see `OutTrack::inband`).
@@ -330,6 +399,28 @@ impl Recording {
             .sum())
     }
 
+    /// Where `until` lands on the clip's video timeline for this part: (video output ticks,
+    /// video timescale). The anchor is the part's first video frame, which arrived at the
+    /// part's `received` instant.
+    fn cut_ticks(
+        &self,
+        received: Instant,
+        fragment: &Fragment,
+        map: &InitMap,
+        until: Instant,
+    ) -> Option<(i128, u32)> {
+        let video_ts = self.tracks.as_ref()?.timescale(VIDEO);
+        let (t, m) = fragment.tracks.iter().find_map(|t| {
+            let m = map.for_input(t.track_id).filter(|m| m.output == VIDEO)?;
+            (t.sample_count() > 0).then_some((t, m))
+        })?;
+        let first = t.runs.iter().flat_map(|r| &r.samples).next()?;
+        let input = self.timeline.input_start(t, m) + i128::from(first.composition_offset);
+        let pts = self.timeline.output_time(input, m)?;
+        let anchor = Anchor { at: received, pts };
+        Some((anchor.ticks(until, video_ts), video_ts))
+    }
+
     /// Maps the segment's init onto the clip's tracks, creating them on first use.
     fn map_init(&mut self, segment: &Segment) -> Result<InitMap, RecordError> {
         if let Some((init, map)) = &self.current_init
@@ -359,7 +450,7 @@ impl Recording {
     }
 
     /// Writes or rewrites the header when the tracks changed. Room for what finishing adds
-    /// (`mehd`) is always kept, so `finish` cannot run out of it.
+    /// (`mehd`, edit lists) is always kept, so `finish` cannot run out of it.
     fn sync_header(&mut self, sequence: u64) -> Result<(), RecordError> {
         let Some(tracks) = self.tracks.as_mut() else {
             return Ok(());
@@ -367,6 +458,13 @@ impl Recording {
         if !tracks.take_changed() {
             return Ok(());
         }
+        self.rewrite_header(sequence)
+    }
+
+    fn rewrite_header(&mut self, sequence: u64) -> Result<(), RecordError> {
+        let Some(tracks) = self.tracks.as_ref() else {
+            return Ok(());
+        };
         let timescales: Vec<u32> = tracks.tracks.iter().map(|t| t.spec.timescale).collect();
         let header = write_init(&tracks.movie(self.timeline.ends(), self.creation_time, false));
         let needed = header.len() + FINISH_GROWTH;
@@ -412,8 +510,16 @@ impl Recording {
             self.file.discard();
             return Err(RecordError::NothingCaptured);
         };
-        let duration = self.duration();
-        let movie = tracks.movie(self.timeline.ends(), self.creation_time, true);
+        let video_ts = tracks.timescale(VIDEO);
+        let (movie, presented) = finished_movie(
+            tracks,
+            self.timeline.ends(),
+            self.creation_time,
+            &self.presentation,
+        );
+        let duration =
+            presented.map_or_else(|| self.duration(), |p| ticks_to_duration(p, video_ts));
+        let presented_from = self.presentation.started_at(video_ts);
         let mut file = self.file;
         let header = write_init(&movie);
         if file.write_header(&header)?.is_none() {
@@ -424,9 +530,12 @@ impl Recording {
                 available: file.header_region(),
             });
         }
-        file.append_bytes(&write_mfra(tracks.tracks[VIDEO].spec.track_id, &self.index))?;
+        // The index only speeds up seeking; a clip finished on a full disk (see `salvage`)
+        // may have no room left for it.
+        if !file.append_optional(&write_mfra(tracks.tracks[VIDEO].spec.track_id, &self.index))? {
+            tracing::warn!(clip = %file.path().display(), "no room for the random access index (mfra): finished without it");
+        }
         let path = file.path().to_owned();
-        let video_ts = tracks.timescale(VIDEO);
         let discontinuities = self
             .timeline
             .discontinuities()
@@ -437,6 +546,7 @@ impl Recording {
         Ok(ClipSummary {
             path,
             duration,
+            presented_from,
             bytes,
             segments: self.segments,
             fragments: self.fragment_sequence as usize,
@@ -462,12 +572,41 @@ fn longest(tracks: &ClipTracks, ends: &[u64]) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// The header of a finished clip: true durations, and the edit lists saying what it
+/// presents. Also returns the presented video duration (video ticks) when there are edits.
+fn finished_movie(
+    tracks: &ClipTracks,
+    ends: &[u64],
+    creation_time: u64,
+    presentation: &Presentation,
+) -> (crate::mp4::moov::MovieSpec, Option<u64>) {
+    let mut movie = tracks.movie(ends, creation_time, true);
+    let video_ts = tracks.timescale(VIDEO);
+    let audio = tracks
+        .tracks
+        .get(AUDIO)
+        .map(|t| (t.spec.timescale, ends.get(AUDIO).copied().unwrap_or(0)));
+    let Some(edits) = presentation.edits(video_ts, audio) else {
+        return (movie, None);
+    };
+    for (track, edits) in movie.tracks.iter_mut().zip(edits) {
+        track.edits = edits;
+    }
+    let presented = presentation.video_duration();
+    if let Some(p) = presented {
+        movie.duration = p;
+        movie.fragment_duration = Some(p);
+    }
+    (movie, presented)
+}
+
 /// A recording's state as rebuilt from its `.partial`.
 struct Rebuilt {
     tracks: ClipTracks,
     timeline: Timeline,
     fragments: u32,
     index: Vec<RandomAccessPoint>,
+    presentation: Presentation,
 }
 
 /// Rebuilds the tracks from the partial's header and the timeline and index from its
@@ -488,6 +627,7 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
             "the header holds {reason}, which preroll never writes"
         ));
     }
+    let mut presentation = Presentation::default();
     // The header finishing would write must say what the partial's says (bar durations).
     let rewritten = write_init(&tracks.movie(&[], header.creation_time, false));
     let reparsed = InitSegment::parse(Bytes::from(rewritten), 0)
@@ -558,6 +698,17 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
             })?;
             next[out] = end;
             ends[out] = ends[out].max(end);
+            let placed = Placed {
+                output: out,
+                base_decode_time: base,
+                runs: t.runs.clone(),
+                dropped: 0,
+            };
+            if out == VIDEO {
+                presentation.video(&placed, None);
+            } else if out == AUDIO {
+                presentation.audio(&placed);
+            }
             if out == VIDEO
                 && t.starts_with_sync()
                 && let Ok(traf_number) = u8::try_from(pos + 1)
@@ -571,7 +722,8 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
         }
     }
 
-    let finished = write_init(&tracks.movie(&ends, header.creation_time, true));
+    let finished =
+        write_init(&finished_movie(&tracks, &ends, header.creation_time, &presentation).0);
     let fits = usize::try_from(header.region)
         .ok()
         .and_then(|r| r.checked_sub(finished.len()))
@@ -588,6 +740,7 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
         timeline: Timeline::resumed(&timescales, &ends),
         fragments: u32::try_from(fragments.len()).map_err(|_| "too many fragments".to_owned())?,
         index,
+        presentation,
     })
 }
 

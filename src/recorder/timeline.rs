@@ -41,7 +41,7 @@ impl Seconds {
 }
 
 /// Rounds `ticks` of `from` to the nearest tick of `to`.
-fn rescale(ticks: i128, from: u32, to: u32) -> i128 {
+pub(super) fn rescale(ticks: i128, from: u32, to: u32) -> i128 {
     if from == to {
         return ticks;
     }
@@ -164,10 +164,26 @@ impl Timeline {
         }
     }
 
+    /// Where an input time (edit-adjusted, input ticks) of the current stream lands on the
+    /// clip's timeline, in the output track's ticks.
+    pub fn output_time(&self, input: i128, map: &TrackMap) -> Option<i128> {
+        let stream = self.stream.as_ref()?;
+        let ts = *self.timescales.get(map.output)?;
+        Some(rescale(input, map.input_timescale, ts) + stream.shift.ticks_ceil(ts))
+    }
+
     /// Places one track fragment of the current stream. Samples that would start before the
     /// media the track already holds are dropped (for video, up to the next sync sample, so
-    /// nothing is left that depends on a dropped frame). Returns `None` when nothing is left.
-    pub fn place(&mut self, t: &TrackFragment, map: &TrackMap) -> Option<Placed> {
+    /// nothing is left that depends on a dropped frame). With `until` (output ticks), the
+    /// clip ends there: audio samples from it on are dropped, and video samples after the
+    /// last one presented before it (in decode order, so every kept frame keeps what it
+    /// references). Returns `None` when nothing is left.
+    pub fn place(
+        &mut self,
+        t: &TrackFragment,
+        map: &TrackMap,
+        until: Option<i128>,
+    ) -> Option<Placed> {
         let output = map.output;
         let ts = self.timescales[output];
         let input_ts = map.input_timescale;
@@ -176,6 +192,27 @@ impl Timeline {
         let shift = stream.shift.ticks_ceil(ts);
         let end = i128::from(self.ends[output]);
         let video = output == super::tracks::VIDEO;
+        // How many samples (in decode order) the cut keeps.
+        let keep = until.map(|until| {
+            let mut dts = start_in;
+            let mut keep = 0usize;
+            for (i, s) in t.runs.iter().flat_map(|r| &r.samples).enumerate() {
+                let out = rescale(dts, input_ts, ts) + shift;
+                let shown = if video {
+                    rescale(dts + i128::from(s.composition_offset), input_ts, ts) + shift
+                } else {
+                    out
+                };
+                if shown < until {
+                    keep = i + 1;
+                } else if !video {
+                    break;
+                }
+                dts += i128::from(s.duration);
+            }
+            keep
+        });
+        let mut index = 0usize;
 
         let mut runs = Vec::with_capacity(t.runs.len());
         let mut dropped = 0usize;
@@ -192,6 +229,13 @@ impl Timeline {
                 let out_next = rescale(next_in, input_ts, ts) + shift;
                 in_dts = next_in;
                 let overlaps = out < end;
+                let cut = keep.is_some_and(|k| index >= k);
+                index += 1;
+                if cut {
+                    // Past the end: nothing after it is kept either.
+                    dropped += 1;
+                    continue;
+                }
                 if overlaps || (waiting_for_sync && !s.is_sync()) {
                     if kept.is_empty() {
                         data_offset += u64::from(s.size);
@@ -256,6 +300,12 @@ impl Default for Timeline {
 mod tests {
     use super::*;
 
+    impl Timeline {
+        fn place_all(&mut self, t: &TrackFragment, map: &TrackMap) -> Option<Placed> {
+            self.place(t, map, None)
+        }
+    }
+
     fn frag(base: Option<u64>, durations: &[u32], sync_every: usize) -> TrackFragment {
         TrackFragment {
             track_id: 1,
@@ -297,10 +347,10 @@ mod tests {
         tl.set_timescales(&[90_000, 48_000]);
         tl.start_stream(1, &[(0, 900_000, 90_000), (1, 480_000 + 4_800, 48_000)]);
         let v = tl
-            .place(&frag(Some(900_000), &[3000; 10], 10), &map(0, 90_000))
+            .place_all(&frag(Some(900_000), &[3000; 10], 10), &map(0, 90_000))
             .unwrap();
         let a = tl
-            .place(&frag(Some(484_800), &[1024; 5], 1), &map(1, 48_000))
+            .place_all(&frag(Some(484_800), &[1024; 5], 1), &map(1, 48_000))
             .unwrap();
         assert_eq!(v.base_decode_time, 0);
         // Audio started 0.1 s after video in the source, and still does.
@@ -313,17 +363,17 @@ mod tests {
         let mut tl = Timeline::new();
         tl.set_timescales(&[90_000, 48_000]);
         tl.start_stream(1, &[(0, 0, 90_000), (1, 0, 48_000)]);
-        tl.place(&frag(Some(0), &[3000; 30], 30), &map(0, 90_000))
+        tl.place_all(&frag(Some(0), &[3000; 30], 30), &map(0, 90_000))
             .unwrap(); // 1.0 s
-        tl.place(&frag(Some(0), &[1024; 48], 1), &map(1, 48_000))
+        tl.place_all(&frag(Some(0), &[1024; 48], 1), &map(1, 48_000))
             .unwrap(); // 1.024 s
         // Second stream (at 50 s in its own clock): audio starts 0.05 s after video.
         tl.start_stream(2, &[(0, 4_500_000, 90_000), (1, 2_402_400, 48_000)]);
         let v = tl
-            .place(&frag(Some(4_500_000), &[3000; 3], 3), &map(0, 90_000))
+            .place_all(&frag(Some(4_500_000), &[3000; 3], 3), &map(0, 90_000))
             .unwrap();
         let a = tl
-            .place(&frag(Some(2_402_400), &[1024; 3], 1), &map(1, 48_000))
+            .place_all(&frag(Some(2_402_400), &[1024; 3], 1), &map(1, 48_000))
             .unwrap();
         // Video's end (1.0 s) decides; audio keeps its 0.05 s offset and lands after its own
         // end (1.024 s).
@@ -343,12 +393,12 @@ mod tests {
         let mut tl = Timeline::new();
         tl.set_timescales(&[90_000]);
         tl.start_stream(1, &[(0, 0, 90_000)]);
-        tl.place(&frag(Some(0), &[3000; 10], 5), &map(0, 90_000))
+        tl.place_all(&frag(Some(0), &[3000; 10], 5), &map(0, 90_000))
             .unwrap();
         // Same stream repeats the last 3 frames, then a keyframe at 10 (index 3 of this one).
         let mut f = frag(Some(21_000), &[3000; 6], 100);
         f.runs[0].samples[3].flags = 0;
-        let p = tl.place(&f, &map(0, 90_000)).unwrap();
+        let p = tl.place_all(&f, &map(0, 90_000)).unwrap();
         assert_eq!(p.dropped, 3);
         assert_eq!(p.base_decode_time, 30_000);
         assert_eq!(p.runs[0].data_offset, 30);
@@ -360,10 +410,12 @@ mod tests {
         let mut tl = Timeline::new();
         tl.set_timescales(&[90_000]);
         tl.start_stream(1, &[(0, 0, 90_000)]);
-        tl.place(&frag(Some(0), &[3000; 3], 3), &map(0, 90_000))
+        tl.place_all(&frag(Some(0), &[3000; 3], 3), &map(0, 90_000))
             .unwrap();
         tl.start_stream(2, &[(0, 0, 30)]);
-        let p = tl.place(&frag(Some(0), &[1; 30], 30), &map(0, 30)).unwrap();
+        let p = tl
+            .place_all(&frag(Some(0), &[1; 30], 30), &map(0, 30))
+            .unwrap();
         assert_eq!(p.base_decode_time, 9_000);
         // Composition offsets stay offsets: the stream's shift moves pts and dts alike
         // (found by tests/properties.rs: they came out as minus the shift).
@@ -374,5 +426,34 @@ mod tests {
                 .all(|s| s.duration == 3000 && s.composition_offset == 0)
         );
         assert_eq!(tl.ends(), &[9_000 + 90_000]);
+    }
+
+    #[test]
+    fn a_cut_keeps_what_is_shown_before_it_and_what_that_references() {
+        let mut tl = Timeline::new();
+        tl.set_timescales(&[90_000, 48_000]);
+        tl.start_stream(1, &[(0, 0, 90_000), (1, 0, 48_000)]);
+        // Decode order I P B B P B B with 2 B-frames: presentation 0 3 1 2 6 4 5 (frames).
+        let mut v = frag(Some(0), &[3000; 7], 100);
+        for (i, (s, pts)) in v.runs[0]
+            .samples
+            .iter_mut()
+            .zip([0i32, 3, 1, 2, 6, 4, 5])
+            .enumerate()
+        {
+            s.composition_offset = (pts - i as i32) * 3000;
+        }
+        // Cut at frame 3 (9000 ticks): frames 0, 1, 2 are shown before it. The last of them
+        // in decode order is the second B (index 3), so I P B B are kept.
+        let p = tl.place(&v, &map(0, 90_000), Some(9000)).unwrap();
+        assert_eq!(p.runs[0].samples.len(), 4);
+        assert_eq!(p.dropped, 3);
+        assert_eq!(tl.ends()[0], 12_000);
+        // Audio cut at 9000 ticks of 48 kHz: frames of 1024 start at 0, 1024, … 8192 before it.
+        let a = tl
+            .place(&frag(Some(0), &[1024; 20], 1), &map(1, 48_000), Some(9000))
+            .unwrap();
+        assert_eq!(a.runs[0].samples.len(), 9);
+        assert_eq!(tl.ends()[1], 9 * 1024);
     }
 }

@@ -75,6 +75,7 @@ fn out_track(t: &TrackInfo, track_id: u32, matrix: Option<Matrix>) -> OutTrack {
             matrix: matrix.unwrap_or(t.matrix),
             duration: 0,
             sample_entries: Vec::new(),
+            edits: Vec::new(),
         },
         inband: Vec::new(),
     }

@@ -1,14 +1,23 @@
-//! The pre-roll ring: the last seconds of one stream, as shared segments.
+//! The pre-roll ring: the last seconds of one stream, as shared parts.
 //!
-//! Bounded by seconds of video and by bytes; the oldest segments go first. Recordings take
-//! `Arc`s of the segments they need, so nothing is copied per consumer, and a segment leaves
-//! memory when the ring and every recording holding it have let go.
+//! The segmenter hands over parts as they are made (see `segmenter`), so the ring also holds
+//! the GOP still being built. It is bounded by seconds of video and by bytes; the oldest GOP
+//! goes first, whole: a part whose keyframe is gone could not start a clip, so keeping it
+//! would only cost memory. Recordings take `Arc`s of the parts they need, so nothing is
+//! copied per consumer, and a part leaves memory when the ring and every recording holding it
+//! have let go.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::segment::Segment;
+
+/// How long after the newest part ended a requested point may lie and still be taken as the
+/// continuation of that part's stream: the part in progress (up to the segmenter's part
+/// duration, 0.5 s by default) plus the ingest tick and some slack. A point further away
+/// means the camera went quiet, and what the ring holds is not its pre-roll.
+const STALE_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingLimits {
@@ -30,8 +39,10 @@ impl Default for RingLimits {
 /// What a lookback request got.
 #[derive(Debug, Clone)]
 pub struct Lookback {
-    pub segments: Vec<Arc<Segment>>,
-    /// From the first segment's start to the trigger: the pre-roll actually captured.
+    /// From the part holding the keyframe at or before the requested point, to the newest,
+    /// each with when it started as far as the ring knows (see [`Ring::push`]).
+    pub segments: Vec<(Arc<Segment>, Option<Instant>)>,
+    /// From the first part's start to the trigger: the pre-roll actually captured.
     pub achieved: Duration,
 }
 
@@ -87,21 +98,49 @@ impl Ring {
                 _ => break,
             }
         }
-        while let Some(oldest) = self.segments.front() {
-            // Over the byte cap, the oldest goes (even the newest segment alone, if it is
-            // larger than the cap). Over time, it goes only while the rest still covers the
-            // seconds limit.
+        while !self.segments.is_empty() {
+            // The oldest GOP: the front part and the parts after it that continue its GOP.
+            let gop = 1 + self
+                .segments
+                .iter()
+                .skip(1)
+                .take_while(|s| !s.starts_with_keyframe())
+                .count();
+            let (gop_video, gop_bytes) = self
+                .segments
+                .iter()
+                .take(gop)
+                .fold((Duration::ZERO, 0u64), |(v, b), s| {
+                    (v + s.duration_time(), b + s.media_bytes())
+                });
+            // Over the byte cap, the oldest GOP goes (even the newest, if it alone is larger
+            // than the cap). Over time, it goes only while the rest still covers the limit. A
+            // stream without keyframes is one endless GOP: past twice the limit its oldest
+            // parts go one by one (no clip can start in it anyway).
             let over_bytes = self.bytes > self.limits.bytes;
-            let over_time = self.segments.len() > 1
-                && self.video.saturating_sub(oldest.duration_time()) >= self.limits.seconds;
-            if !over_bytes && !over_time {
+            let over_time = gop < self.segments.len()
+                && self.video.saturating_sub(gop_video) >= self.limits.seconds;
+            let endless = gop == self.segments.len()
+                && self.segments.len() > 1
+                && self.video >= self.limits.seconds * 2;
+            let drop = if over_bytes && gop < self.segments.len() || over_time {
+                gop
+            } else if over_bytes || endless {
+                1
+            } else {
                 break;
-            }
-            self.bytes -= oldest.media_bytes();
-            self.video = self.video.saturating_sub(oldest.duration_time());
-            self.segments.pop_front();
-            self.starts.pop_front();
-            self.evicted += 1;
+            };
+            let (dropped_video, dropped_bytes) = if drop == gop {
+                (gop_video, gop_bytes)
+            } else {
+                let s = &self.segments[0];
+                (s.duration_time(), s.media_bytes())
+            };
+            self.bytes -= dropped_bytes;
+            self.video = self.video.saturating_sub(dropped_video);
+            self.segments.drain(..drop);
+            self.starts.drain(..drop);
+            self.evicted += drop as u64;
         }
     }
 
@@ -152,20 +191,16 @@ impl Ring {
                 }
             }
         }
-        // A segment cut without a keyframe (see SegmenterOptions::max_duration) cannot start
-        // a clip: go back to the nearest one that can.
-        while first > 0 && !self.segments[first].starts_with_keyframe() {
-            first -= 1;
-        }
-        // A segment that ended before the requested point is older media, left from before the
-        // camera went quiet: it is not pre-roll of this trigger. (The segment in progress, not
-        // in the ring yet, starts where the newest one here ended, so nothing is lost.)
-        let ends_before = |i: usize, wanted: Instant| {
-            self.starts[i].is_some_and(|t| t + self.segments[i].duration_time() < wanted)
+        // A part that ended well before the requested point is older media, left from before
+        // the camera went quiet: it is not pre-roll of this trigger. (A part that ended just
+        // before it is followed by the part in progress, which holds the point.)
+        let stale = |i: usize, wanted: Instant| {
+            self.starts[i]
+                .is_some_and(|t| t + self.segments[i].duration_time() + STALE_AFTER < wanted)
         };
         if let Some(wanted) = wanted
             && first < self.segments.len()
-            && ends_before(first, wanted)
+            && stale(first, wanted)
         {
             first = (0..self.segments.len())
                 .find(|&i| {
@@ -174,7 +209,26 @@ impl Ring {
                 })
                 .unwrap_or(self.segments.len());
         }
-        let segments: Vec<Arc<Segment>> = self.segments.iter().skip(first).cloned().collect();
+        // Only a part that starts with a keyframe can start a clip: go back to the one that
+        // leads the GOP, or, when that is gone (a GOP longer than the ring), on to the next.
+        while first > 0
+            && first < self.segments.len()
+            && !self.segments[first].starts_with_keyframe()
+        {
+            first -= 1;
+        }
+        if first < self.segments.len() && !self.segments[first].starts_with_keyframe() {
+            first = (first..self.segments.len())
+                .find(|&i| self.segments[i].starts_with_keyframe())
+                .unwrap_or(self.segments.len());
+        }
+        let segments = self
+            .segments
+            .iter()
+            .cloned()
+            .zip(self.starts.iter().copied())
+            .skip(first)
+            .collect();
         let achieved = self
             .starts
             .get(first)
@@ -184,12 +238,13 @@ impl Ring {
         Lookback { segments, achieved }
     }
 
-    /// Segments newer than `sequence`, oldest first.
-    pub fn since(&self, sequence: u64) -> Vec<Arc<Segment>> {
+    /// Parts newer than `sequence`, oldest first, each with when it started.
+    pub fn since(&self, sequence: u64) -> Vec<(Arc<Segment>, Option<Instant>)> {
         self.segments
             .iter()
-            .filter(|s| s.sequence > sequence)
             .cloned()
+            .zip(self.starts.iter().copied())
+            .filter(|(s, _)| s.sequence > sequence)
             .collect()
     }
 }
@@ -201,8 +256,13 @@ mod tests {
     use crate::segmenter::build_init;
     use bytes::Bytes;
 
-    /// A 1 s, 1000-byte segment that started `at`.
+    /// A 1 s, 1000-byte part that started `at`, led by a keyframe.
     fn segment(sequence: u64, at: Instant) -> Arc<Segment> {
+        part(sequence, at, true)
+    }
+
+    /// A 1 s, 1000-byte part that started `at`.
+    fn part(sequence: u64, at: Instant, keyframe: bool) -> Arc<Segment> {
         let avc1 = {
             let mut v = vec![0u8; 86];
             v[..4].copy_from_slice(&86u32.to_be_bytes());
@@ -231,7 +291,11 @@ mod tests {
                     samples: vec![Sample {
                         duration: 1000,
                         size: 1000,
-                        flags: 0,
+                        flags: if keyframe {
+                            0
+                        } else {
+                            crate::mp4::fragment::SAMPLE_NON_SYNC
+                        },
                         composition_offset: 0,
                     }],
                 }],
@@ -293,21 +357,27 @@ mod tests {
         // t0 + 6.5 s, so the clip starts with the segment from t0 + 6 s.
         let trigger = t0 + Duration::from_millis(9500);
         let l = ring.lookback(trigger, Duration::from_secs(3));
-        assert_eq!(l.segments.first().unwrap().sequence, 7);
-        assert_eq!(l.segments.last().unwrap().sequence, 10);
+        assert_eq!(l.segments.first().unwrap().0.sequence, 7);
+        assert_eq!(l.segments.last().unwrap().0.sequence, 10);
         assert_eq!(l.achieved, Duration::from_millis(3500));
         // More than the ring holds: as far back as it reaches.
         let l = ring.lookback(trigger, Duration::from_secs(60));
-        assert_eq!(l.segments.first().unwrap().sequence, 1);
+        assert_eq!(l.segments.first().unwrap().0.sequence, 1);
         assert_eq!(l.achieved, Duration::from_millis(9500));
         // Zero lookback still gives the segment holding the trigger.
         let l = ring.lookback(trigger, Duration::ZERO);
         assert_eq!(
-            l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            l.segments
+                .iter()
+                .map(|(s, _)| s.sequence)
+                .collect::<Vec<_>>(),
             [10]
         );
         assert_eq!(
-            ring.since(8).iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            ring.since(8)
+                .iter()
+                .map(|(s, _)| s.sequence)
+                .collect::<Vec<_>>(),
             [9, 10]
         );
     }
@@ -330,7 +400,10 @@ mod tests {
         ring.push(segment(7, t0 + Duration::from_secs(101)));
         let l = ring.lookback(t0 + Duration::from_millis(101_500), Duration::from_secs(3));
         assert_eq!(
-            l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            l.segments
+                .iter()
+                .map(|(s, _)| s.sequence)
+                .collect::<Vec<_>>(),
             [6, 7]
         );
         assert_eq!(l.achieved, Duration::from_millis(1500));
@@ -351,9 +424,72 @@ mod tests {
             Duration::from_millis(1200),
         );
         assert_eq!(
-            l.segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+            l.segments
+                .iter()
+                .map(|(s, _)| s.sequence)
+                .collect::<Vec<_>>(),
             [2, 3]
         );
         assert_eq!(l.achieved, Duration::from_millis(1500));
+    }
+
+    /// Parts of 1 s in GOPs of 4: the ring keeps whole GOPs, as long as the rest covers the
+    /// limit, and a lookback starts at a GOP's first part.
+    #[test]
+    fn evicts_whole_gops_and_starts_lookbacks_at_keyframes() {
+        let t0 = Instant::now();
+        let mut ring = Ring::new(RingLimits {
+            seconds: Duration::from_secs(5),
+            bytes: 1 << 30,
+        });
+        for i in 0..14u64 {
+            ring.push(part(i + 1, t0 + Duration::from_secs(i), i % 4 == 0));
+        }
+        // GOPs start at parts 1, 5, 9, 13. The ring holds 9..14 (6 s): without the GOP at 9
+        // it would hold 2 s, less than the limit.
+        assert_eq!(
+            ring.since(0)
+                .iter()
+                .map(|(s, _)| s.sequence)
+                .collect::<Vec<_>>(),
+            [9, 10, 11, 12, 13, 14]
+        );
+        assert_eq!(ring.evicted(), 8);
+        // The point 3.5 s before 13.5 s lies in part 11 (10..11 s): decoding starts at 9.
+        let l = ring.lookback(
+            t0 + Duration::from_millis(13_500),
+            Duration::from_millis(3500),
+        );
+        assert_eq!(l.segments.first().unwrap().0.sequence, 9);
+        assert_eq!(l.achieved, Duration::from_millis(5500));
+    }
+
+    /// A stream whose keyframes stopped: its oldest parts go one by one past twice the limit,
+    /// and a lookback can start only at a keyframe the ring still holds.
+    #[test]
+    fn a_lookback_never_starts_without_a_keyframe() {
+        let t0 = Instant::now();
+        let mut ring = Ring::new(RingLimits {
+            seconds: Duration::from_secs(2),
+            bytes: 1 << 30,
+        });
+        for i in 0..6u64 {
+            ring.push(part(i + 1, t0 + Duration::from_secs(i), i == 0));
+        }
+        let held: Vec<u64> = ring.since(0).iter().map(|(s, _)| s.sequence).collect();
+        assert_eq!(held, [4, 5, 6]);
+        let l = ring.lookback(t0 + Duration::from_secs(6), Duration::from_secs(30));
+        assert!(l.segments.is_empty());
+        assert_eq!(l.achieved, Duration::ZERO);
+        ring.push(part(7, t0 + Duration::from_secs(6), true));
+        let l = ring.lookback(t0 + Duration::from_secs(7), Duration::from_secs(30));
+        assert_eq!(
+            l.segments
+                .iter()
+                .map(|(s, _)| s.sequence)
+                .collect::<Vec<_>>(),
+            [7]
+        );
+        assert_eq!(l.achieved, Duration::from_secs(1));
     }
 }

@@ -1,10 +1,13 @@
-//! The segmenter stage: frames → [`Segment`]s, cut on video keyframes.
+//! The segmenter stage: frames → parts ([`Segment`]s), cut at frame boundaries.
 //!
 //! Frames first pass [`Hygiene`]; then each becomes a sample once the next frame of its track
-//! gives its duration. A segment closes when a video keyframe arrives and the segment holds at
-//! least the minimum duration (default: every keyframe, so pre-roll is as fine as the camera's
-//! GOP). Each segment is one fragment: a video run and an audio run over one shared payload.
-//! The init is built once per stream (and again when parameters change) and shared.
+//! gives its duration. A video keyframe always starts a new part, and so a new segment (one
+//! GOP); within a GOP a part closes before it would exceed the part duration (0.5 s by
+//! default), so a part is out in the ring while the GOP is still being built. A recording can
+//! then follow the camera part by part: a clip ends within a part of the asked instant without
+//! waiting for the next keyframe, and a `kill -9` loses at most the part in progress. Each part
+//! is one fragment: a video run and an audio run over one shared payload. The init is built
+//! once per stream (and again when parameters change) and shared.
 
 mod adts;
 mod hygiene;
@@ -36,20 +39,25 @@ const UNDETERMINED: u16 = 0x55c4;
 /// timestamp (audio around the first keyframe) still have a non-negative `tfdt`.
 const HEADROOM: Duration = Duration::from_secs(10);
 
+/// Longest part by default: fine enough that a clip's end and a crash's loss are bounded by
+/// half a second, coarse enough that the headers of a part (a `moof` of about 100 bytes plus
+/// 8–16 bytes per sample) stay a small fraction of the media (see BENCHMARKS.md).
+pub const DEFAULT_PART: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone)]
 pub struct SegmenterOptions {
-    /// A segment closes at the first keyframe after it holds this much video.
-    pub min_duration: Duration,
-    /// A segment closes here even without a keyframe, so that a camera whose keyframes are
-    /// missing (or not flagged) cannot grow one segment without bound.
-    pub max_duration: Duration,
+    /// A part closes before its video would exceed this (at least one frame per part).
+    pub part_duration: Duration,
+    /// A camera that sends no keyframe for this long is warned about (once per GOP): no clip
+    /// can start inside such a GOP (see `Ring::lookback`).
+    pub max_gop: Duration,
 }
 
 impl Default for SegmenterOptions {
     fn default() -> Self {
         SegmenterOptions {
-            min_duration: Duration::ZERO,
-            max_duration: Duration::from_secs(30),
+            part_duration: DEFAULT_PART,
+            max_gop: Duration::from_secs(30),
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct Segmenter {
     pending: Vec<Option<Frame>>,
     /// Per track, the last known duration (used for the final frame).
     last_duration: Vec<u32>,
+    /// Video since the last keyframe, in video ticks.
+    gop_ticks: u64,
     current: Building,
 }
 
@@ -99,6 +109,7 @@ impl Segmenter {
             video: None,
             pending: Vec::new(),
             last_duration: Vec::new(),
+            gop_ticks: 0,
             current: Building::default(),
         }
     }
@@ -189,17 +200,27 @@ impl Segmenter {
         let is_video = Some(track) == self.video;
         if is_video && self.current.video_ticks > 0 {
             let timescale = self.params[track].timescale;
-            let min = ticks(self.options.min_duration, timescale);
-            let max = ticks(self.options.max_duration, timescale).max(1);
-            if frame.keyframe && self.current.video_ticks >= min {
+            let part = ticks(self.options.part_duration, timescale).max(1);
+            // The frame just taken will be about as long as the one before it.
+            let next = u64::from(self.last_duration[track]);
+            if frame.keyframe || self.current.video_ticks + next > part {
                 closed = self.close();
-            } else if self.current.video_ticks >= max {
-                tracing::warn!(
-                    stream_id = self.stream_id,
-                    "no keyframe for {:?}: closing the segment anyway (clips cannot start inside it)",
-                    self.options.max_duration
-                );
-                closed = self.close();
+            }
+        }
+        if is_video {
+            if frame.keyframe {
+                self.gop_ticks = 0;
+            } else {
+                let max = ticks(self.options.max_gop, self.params[track].timescale).max(1);
+                let before = self.gop_ticks;
+                self.gop_ticks += u64::from(self.last_duration[track]);
+                if before < max && self.gop_ticks >= max {
+                    tracing::warn!(
+                        stream_id = self.stream_id,
+                        "no keyframe for {:?}: clips cannot start until the next one",
+                        self.options.max_gop
+                    );
+                }
             }
         }
         if let Some(slot) = self.pending.get_mut(track) {
@@ -337,6 +358,7 @@ pub fn build_init(params: &[TrackParams]) -> Result<InitSegment, Mp4Error> {
             matrix: Matrix::IDENTITY,
             duration: 0,
             sample_entries: vec![p.sample_entry.clone()],
+            edits: Vec::new(),
         })
         .collect();
     let timescale = params
@@ -425,9 +447,17 @@ mod tests {
         out
     }
 
+    /// Options that cut only at keyframes (parts longer than any GOP here).
+    fn whole_gops() -> SegmenterOptions {
+        SegmenterOptions {
+            part_duration: Duration::from_secs(60),
+            ..SegmenterOptions::default()
+        }
+    }
+
     #[test]
     fn cuts_at_every_keyframe_with_all_media_kept() {
-        let segs = segment_all(stream(4, 25), SegmenterOptions::default());
+        let segs = segment_all(stream(4, 25), whole_gops());
         assert_eq!(segs.len(), 4);
         assert_eq!(
             segs.iter().map(|s| s.sequence).collect::<Vec<_>>(),
@@ -453,36 +483,43 @@ mod tests {
     }
 
     #[test]
-    fn minimum_duration_joins_gops() {
-        let segs = segment_all(
-            stream(6, 25),
-            SegmenterOptions {
-                min_duration: Duration::from_millis(1900),
-                ..SegmenterOptions::default()
-            },
-        );
-        assert_eq!(
-            segs.iter().map(|s| s.duration).collect::<Vec<_>>(),
-            [180_000, 180_000, 180_000]
-        );
+    fn parts_never_exceed_the_part_duration_and_keyframes_start_new_ones() {
+        // 25 fps, a keyframe every 2 s, parts of at most 0.5 s: 12 + 12 + 12 + 12 + 2 frames
+        // per GOP (0.48 s each, then the rest), every GOP's first part led by its keyframe.
+        let segs = segment_all(stream(6, 50), SegmenterOptions::default());
+        let frames: Vec<usize> = segs
+            .iter()
+            .map(|s| s.fragments[0].track(1).map_or(0, |t| t.sample_count()))
+            .collect();
+        assert_eq!(frames.iter().sum::<usize>(), 150);
+        assert_eq!(&frames[..5], [12, 12, 12, 12, 2]);
+        assert!(segs.iter().all(|s| s.duration <= 45_000));
+        let heads: Vec<u64> = segs
+            .iter()
+            .filter(|s| s.starts_with_keyframe())
+            .map(|s| s.start)
+            .collect();
+        assert_eq!(heads.len(), 3, "one part per GOP starts with its keyframe");
+        assert_eq!(heads[1] - heads[0], 180_000);
+        // Nothing lost or doubled, and every part continues where the last ended.
+        for w in segs.windows(2) {
+            assert_eq!(w[0].start + w[0].duration, w[1].start);
+        }
+        let audio: usize = segs
+            .iter()
+            .map(|s| s.fragments[0].track(2).map_or(0, |t| t.sample_count()))
+            .sum();
+        assert_eq!(audio, stream(6, 50).iter().filter(|f| f.track == 1).count());
     }
 
     #[test]
-    fn a_stream_without_keyframes_is_still_cut() {
+    fn a_stream_without_keyframes_is_still_cut_into_parts() {
         let mut frames = stream(5, 1000);
         frames.retain(|f| f.track == 0);
-        let segs = segment_all(
-            frames,
-            SegmenterOptions {
-                max_duration: Duration::from_secs(2),
-                ..SegmenterOptions::default()
-            },
-        );
-        assert_eq!(
-            segs.iter().map(|s| s.duration).collect::<Vec<_>>(),
-            [180_000, 180_000, 90_000]
-        );
-        assert!(segs[0].starts_with_keyframe() && !segs[1].starts_with_keyframe());
+        let segs = segment_all(frames, SegmenterOptions::default());
+        assert_eq!(segs.len(), 11, "125 frames in parts of 12");
+        assert!(segs[0].starts_with_keyframe());
+        assert!(segs[1..].iter().all(|s| !s.starts_with_keyframe()));
     }
 
     #[test]
@@ -494,7 +531,7 @@ mod tests {
             .position(|f| f.track == 0 && f.pts == Some(10 * 3600))
             .unwrap();
         frames.drain(..cut);
-        let mut s = Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
+        let mut s = Segmenter::new(1, 1, whole_gops(), HygieneOptions::default());
         s.set_params(params(true)).unwrap();
         let mut out = Vec::new();
         for f in frames {
@@ -532,7 +569,7 @@ mod tests {
 
     #[test]
     fn changed_parameters_close_the_segment_and_bring_a_new_init() {
-        let mut s = Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
+        let mut s = Segmenter::new(1, 1, whole_gops(), HygieneOptions::default());
         s.set_params(params(false)).unwrap();
         for i in 0..30 {
             s.push(frame(0, i * 3600, i % 25 == 0)).unwrap();
