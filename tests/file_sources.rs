@@ -151,21 +151,35 @@ fn a_looped_ts_camera_keeps_time_going_across_the_loop() {
     let probe = Probe::of(path);
     assert!(probe.span(0) > 4.5, "the clip spans a loop point: {done}");
     assert_dts_increasing(&probe);
-    // No gap or overlap at the loop point: video steps stay one frame (40 ms) long.
+    // Inside a pass every video step is one frame (40 ms). At a loop point both tracks move
+    // by the same pass length (A/V sync kept), so the track that ends first in the file has
+    // a short gap there — never an overlap, and never more than the tracks' end mismatch.
     let v = probe.stream_of("video").unwrap();
-    let (n, den) = probe.streams[v].time_base;
-    for w in probe.packets_of(v).windows(2) {
-        let step = (w[1].dts - w[0].dts) as f64 * n as f64 / den as f64;
-        assert!(
-            (step - 0.04).abs() < 0.002,
-            "a {step} s step in video decode times"
-        );
-    }
+    let steps = steps(&probe, v);
+    let odd: Vec<f64> = steps
+        .into_iter()
+        .filter(|s| (s - 0.04).abs() > 0.002)
+        .collect();
+    assert!(!odd.is_empty() && odd.len() <= 2, "loop points: {odd:?}");
+    assert!(
+        odd.iter().all(|s| (0.04..0.25).contains(s)),
+        "loop points: {odd:?}"
+    );
     let audio = probe.stream_of("audio").unwrap();
     assert!(
         probe.span(audio) > 4.5,
         "audio goes on across the loop: {done}"
     );
+}
+
+/// Decode time steps of a stream, in seconds.
+fn steps(probe: &Probe, stream: usize) -> Vec<f64> {
+    let (n, den) = probe.streams[stream].time_base;
+    probe
+        .packets_of(stream)
+        .windows(2)
+        .map(|w| (w[1].dts - w[0].dts) as f64 * n as f64 / den as f64)
+        .collect()
 }
 
 /// `preroll record FILE` must fail at once, naming the file and what it looks like.
