@@ -162,6 +162,18 @@ async fn run(shared: Arc<Shared>, options: CameraOptions) {
         };
         failures += 1;
         let reason = error.to_string();
+        if options.source.is_finite() && error.is_persistent() {
+            // A file played once that can never be read (not a format preroll reads, no
+            // video in it): another attempt fails the same way, so the camera ends here with
+            // the reason, and whoever waits for its media learns at once.
+            tracing::warn!(camera = %shared.name, source = %options.source.display(), "{reason}");
+            let mut st = lock(&shared.status);
+            st.last_error = Some(reason);
+            st.ended = true;
+            drop(st);
+            shared.updates.send_modify(|_| {});
+            return;
+        }
         if last_reason.as_deref() != Some(reason.as_str()) {
             tracing::warn!(camera = %shared.name, source = %options.source.display(), "{reason}");
         } else {

@@ -15,8 +15,8 @@ use crate::source::{SourceSpec, Transport};
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// `demo`, an `rtsp://` URL (credentials in the URL), or a fragmented MP4 file replayed as
-    /// a camera.
+    /// `demo`, an `rtsp://` URL (credentials in the URL), or an MP4 (fragmented or
+    /// progressive) or MPEG-TS file replayed as a camera.
     source: String,
     /// The clip to write (refused if it exists).
     #[arg(short, long)]
@@ -59,6 +59,12 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         bail!("--duration must be above 0");
     }
     let source = SourceSpec::parse(&args.source);
+    if let SourceSpec::File { path, .. } = &source
+        && !path.is_file()
+    {
+        // A file that is not there will not appear while we wait for its pre-roll.
+        bail!("{}: no such file", path.display());
+    }
     let mut options = CameraOptions::new("record", source.clone());
     options.rtsp.transport = args.transport;
     options.rtsp.connect_timeout = seconds("connect-timeout", args.connect_timeout)?;
@@ -91,6 +97,12 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     if held.is_zero() {
         let status = camera.status();
         bar.finish_and_clear();
+        if status.ended
+            && let Some(error) = status.last_error
+        {
+            // The source gave up for good (a file that cannot be read): say why, not "waited".
+            bail!("{error}");
+        }
         bail!(
             "no media from {} within {:.0} s: {}",
             source.display(),

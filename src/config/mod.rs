@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::mp4::Orientation;
 use crate::ring::RingLimits;
-use crate::source::{Pace, SourceSpec, Transport};
+use crate::source::{Pace, SourceErrorKind, SourceSpec, Transport};
 
 use table::Fields;
 pub use table::Problem;
@@ -343,7 +343,17 @@ fn read_camera(
             SourceSpec::Demo => Some(spec),
             SourceSpec::File { path, .. } => {
                 let full = base.join(path);
-                if full.is_file() {
+                // A file in a format preroll cannot read is a mistake in the config, said now
+                // rather than by a camera that never comes up.
+                let refused = full
+                    .is_file()
+                    .then(|| crate::source::sniff::sniff_file(&full).err())
+                    .flatten()
+                    .filter(|e| e.kind == SourceErrorKind::Unsupported);
+                if let Some(e) = refused {
+                    f.problem("source", e.message);
+                    None
+                } else if full.is_file() {
                     Some(SourceSpec::File {
                         path: full,
                         pace: Pace::RealTime,

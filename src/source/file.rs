@@ -1,5 +1,7 @@
-//! Replaying an MP4 file as if a camera sent it: paced in real time, or flat out for tests
-//! and benchmarks, once or looped forever with continuous timestamps.
+//! Replaying a file as if a camera sent it: paced in real time, or flat out for tests and
+//! benchmarks, once or looped forever with continuous timestamps. MP4 (fragmented or
+//! progressive) and MPEG-TS are read; what the file is gets sniffed first, so anything else is
+//! refused at once with what it looks like.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,9 @@ use crate::mp4::{Codec, Fragment, InitSegment, TrackInfo, TrackKind};
 use crate::remux::BoxFile;
 use crate::remux::playlist::Resource;
 
-use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams};
+use super::passes::Passes;
+use super::sniff::{FileKind, sniff_file};
+use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, ts};
 
 /// How fast a file is replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,10 +32,15 @@ enum Media {
     /// Parsed fragments held in memory (the demo), replayed from `next` on.
     Memory { all: Vec<Fragment>, next: usize },
     /// A fragmented file read one fragment at a time.
-    File { path: PathBuf, file: BoxFile },
-    /// A progressive MP4: a reader thread walks its sample tables (see [`progressive`]).
-    Progressive {
-        frames: tokio::sync::mpsc::Receiver<Result<Frame, SourceError>>,
+    File {
+        path: PathBuf,
+        file: BoxFile,
+        init: InitSegment,
+    },
+    /// A reader thread that sends events in order and loops by itself: a progressive MP4
+    /// (walking its sample tables, see [`progressive`]) or an MPEG-TS file ([`ts`]).
+    Reader {
+        events: tokio::sync::mpsc::Receiver<Result<SourceEvent, SourceError>>,
     },
 }
 
@@ -44,23 +53,18 @@ struct Selected {
     timescale: u32,
     /// Decode time of the next sample when a fragment has no tfdt.
     next_dts: Option<i64>,
-    /// Highest decode end seen in this pass (for the loop period).
-    end: i64,
-    first: Option<i64>,
 }
 
 #[derive(Debug)]
 pub struct FileSource {
     name: String,
-    init: InitSegment,
     params: Vec<TrackParams>,
     selected: Vec<Selected>,
     media: Media,
     pace: Pace,
     looping: bool,
-    /// Loop count and the length of one pass in nanoseconds (set after the first pass).
-    pass: u64,
-    pass_nanos: Option<u128>,
+    /// Timestamp offsets of the passes of a looped file (fragments; readers loop themselves).
+    passes: Passes,
     /// Frames of the current fragment, in time order.
     queue: VecDeque<Frame>,
     sent_params: bool,
@@ -82,8 +86,20 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
 }
 
 impl FileSource {
-    /// Opens a fragmented MP4 file.
+    /// Opens an MP4 (fragmented or progressive) or MPEG-TS file; other formats are refused
+    /// at once ([`SourceErrorKind::Unsupported`]) with what they look like.
     pub fn open(path: &Path, pace: Pace, looping: bool) -> Result<FileSource, SourceError> {
+        if let FileKind::MpegTs { packet, start } = sniff_file(path)? {
+            let (params, events) = ts::open(path, packet, start, looping)?;
+            return Ok(Self::with_tracks(
+                path.display().to_string(),
+                params,
+                Vec::new(),
+                Media::Reader { events },
+                pace,
+                looping,
+            ));
+        }
         let whole = Resource {
             path: path.to_owned(),
             offset: 0,
@@ -97,8 +113,8 @@ impl FileSource {
             let (_, frames) = tokio::sync::mpsc::channel(1);
             let mut source = Self::new(
                 path.display().to_string(),
-                init,
-                Media::Progressive { frames },
+                &init,
+                Media::Reader { events: frames },
                 pace,
                 looping,
             )?;
@@ -107,11 +123,7 @@ impl FileSource {
                 .iter()
                 .enumerate()
                 .filter_map(|(index, s)| {
-                    let pos = source
-                        .init
-                        .tracks
-                        .iter()
-                        .position(|t| t.track_id == s.track_id)?;
+                    let pos = init.tracks.iter().position(|t| t.track_id == s.track_id)?;
                     Some(progressive::TrackPlan {
                         index,
                         table: tables.get(pos)?.clone(),
@@ -121,16 +133,28 @@ impl FileSource {
                 })
                 .collect();
             let std_file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-            source.media = Media::Progressive {
-                frames: progressive::spawn(path.to_owned(), std_file, selected, looping),
+            source.media = Media::Reader {
+                events: progressive::spawn(path.to_owned(), std_file, selected, looping),
             };
             return Ok(source);
         }
-        let media = Media::File {
+        let name = path.display().to_string();
+        let mut source = Self::new(
+            name,
+            &init,
+            Media::Memory {
+                all: Vec::new(),
+                next: 0,
+            },
+            pace,
+            looping,
+        )?;
+        source.media = Media::File {
             path: path.to_owned(),
             file,
+            init,
         };
-        Self::new(path.display().to_string(), init, media, pace, looping)
+        Ok(source)
     }
 
     /// Replays an init segment and fragments held in memory.
@@ -148,7 +172,7 @@ impl FileSource {
         let all = Fragment::parse_all(&media, 0, &init).map_err(bad)?;
         Self::new(
             name.to_owned(),
-            init,
+            &init,
             Media::Memory { all, next: 0 },
             pace,
             looping,
@@ -157,7 +181,7 @@ impl FileSource {
 
     fn new(
         name: String,
-        init: InitSegment,
+        init: &InitSegment,
         media: Media,
         pace: Pace,
         looping: bool,
@@ -197,8 +221,6 @@ impl FileSource {
                 edit_adjust: delay - t.edit.media_time,
                 timescale: t.timescale,
                 next_dts: None,
-                end: i64::MIN,
-                first: None,
             });
         }
         for t in &init.tracks {
@@ -206,21 +228,32 @@ impl FileSource {
                 tracing::warn!(source = %name, "track {}: {} audio is left out (only AAC goes into MP4 clips)", t.track_id, codec(t).map_or("unknown".into(), |c| c.to_string()));
             }
         }
-        Ok(FileSource {
+        Ok(Self::with_tracks(
+            name, params, selected, media, pace, looping,
+        ))
+    }
+
+    fn with_tracks(
+        name: String,
+        params: Vec<TrackParams>,
+        selected: Vec<Selected>,
+        media: Media,
+        pace: Pace,
+        looping: bool,
+    ) -> Self {
+        FileSource {
             name,
-            init,
+            passes: Passes::new(params.iter().map(|p| p.timescale).collect()),
             params,
             selected,
             media,
             pace,
             looping,
-            pass: 0,
-            pass_nanos: None,
             queue: VecDeque::new(),
             sent_params: false,
             start: Instant::now(),
             first_media_ns: None,
-        })
+        }
     }
 
     /// The next fragment of the file, or `None` at its end.
@@ -231,45 +264,24 @@ impl FileSource {
                 *next += 1;
                 Ok(f)
             }
-            Media::File { path, file } => {
-                file.next_fragment(&self.init).map_err(|e| io_err(path, e))
+            Media::File { path, file, init } => {
+                file.next_fragment(init).map_err(|e| io_err(path, e))
             }
-            Media::Progressive { .. } => Ok(None),
+            Media::Reader { .. } => Ok(None),
         }
     }
 
     /// Starts the next pass of a looped file, with timestamps continuing after the last.
     fn rewind(&mut self) -> Result<(), SourceError> {
-        if self.pass_nanos.is_none() {
-            // One pass lasts from the earliest first sample to the latest end, over all tracks,
-            // so every track advances by the same time and stays in sync.
-            let ns = |t: i64, ts: u32| i128::from(t) * 1_000_000_000 / i128::from(ts.max(1));
-            let first = self
-                .selected
-                .iter()
-                .filter_map(|s| s.first.map(|f| ns(f, s.timescale)))
-                .min();
-            let end = self
-                .selected
-                .iter()
-                .filter(|s| s.end > i64::MIN)
-                .map(|s| ns(s.end, s.timescale))
-                .max();
-            let (Some(first), Some(end)) = (first, end) else {
-                return Err(SourceError::new(
-                    SourceErrorKind::Unsupported,
-                    format!("{}: no media to loop", self.name),
-                ));
-            };
-            self.pass_nanos = Some(u128::try_from(end - first).unwrap_or(0).max(1));
-        }
-        self.pass += 1;
+        self.passes.next_pass().map_err(|e| {
+            SourceError::new(SourceErrorKind::Unsupported, format!("{}: {e}", self.name))
+        })?;
         for s in &mut self.selected {
             s.next_dts = None;
         }
         match &mut self.media {
             Media::Memory { next, .. } => *next = 0,
-            Media::File { path, file } => {
+            Media::File { path, file, .. } => {
                 let whole = Resource {
                     path: path.clone(),
                     offset: 0,
@@ -280,7 +292,7 @@ impl FileSource {
                 *file = f;
             }
             // The reader thread loops by itself.
-            Media::Progressive { .. } => {}
+            Media::Reader { .. } => {}
         }
         Ok(())
     }
@@ -297,13 +309,7 @@ impl FileSource {
                 continue;
             };
             let sel = &mut self.selected[index];
-            let loop_offset = match self.pass_nanos {
-                Some(p) => i64::try_from(
-                    u128::from(self.pass) * p * u128::from(sel.timescale) / 1_000_000_000,
-                )
-                .unwrap_or(i64::MAX),
-                None => 0,
-            };
+            let loop_offset = self.passes.offset(index);
             let mut dts = match t.base_decode_time {
                 Some(d) => i64::try_from(d)
                     .unwrap_or(i64::MAX)
@@ -321,10 +327,7 @@ impl FileSource {
                         ));
                     };
                     at = end;
-                    if self.pass == 0 {
-                        sel.first = Some(sel.first.map_or(dts, |f| f.min(dts)));
-                        sel.end = sel.end.max(dts + i64::from(s.duration));
-                    }
+                    self.passes.note(index, dts, i64::from(s.duration));
                     let d = dts + loop_offset;
                     frames.push(Frame {
                         track: index,
@@ -355,7 +358,7 @@ impl FileSource {
 
     /// Queues a frame, stamped with when a camera would have sent it.
     fn enqueue(&mut self, mut f: Frame) {
-        let ts = self.selected.get(f.track).map_or(1, |s| s.timescale.max(1));
+        let ts = self.params.get(f.track).map_or(1, |p| p.timescale.max(1));
         let media_ns = i128::from(f.dts.unwrap_or(0)) * 1_000_000_000 / i128::from(ts);
         let first = *self.first_media_ns.get_or_insert(media_ns);
         let offset = Duration::from_nanos(u64::try_from(media_ns - first).unwrap_or(0));
@@ -380,7 +383,8 @@ mod progressive {
     use crate::mp4::kinds::{MOOV, TRAK};
     use crate::mp4::samples::SampleTable;
     use crate::mp4::{Boxes, InitSegment, Mp4Error};
-    use crate::source::{Frame, SourceError, SourceErrorKind};
+    use crate::source::passes::Passes;
+    use crate::source::{Frame, SourceError, SourceErrorKind, SourceEvent};
 
     /// Frames the reader may run ahead of the consumer.
     const AHEAD: usize = 64;
@@ -416,7 +420,7 @@ mod progressive {
         file: File,
         tracks: Vec<TrackPlan>,
         looping: bool,
-    ) -> mpsc::Receiver<Result<Frame, SourceError>> {
+    ) -> mpsc::Receiver<Result<SourceEvent, SourceError>> {
         let (tx, rx) = mpsc::channel(AHEAD);
         std::thread::spawn(move || read(path, file, tracks, looping, tx));
         rx
@@ -427,7 +431,7 @@ mod progressive {
         file: File,
         tracks: Vec<TrackPlan>,
         looping: bool,
-        tx: mpsc::Sender<Result<Frame, SourceError>>,
+        tx: mpsc::Sender<Result<SourceEvent, SourceError>>,
     ) {
         let ns = |t: i128, ts: u32| t * 1_000_000_000 / i128::from(ts.max(1));
         // One pass spans the earliest first sample to the latest end, so tracks stay in sync
@@ -452,8 +456,9 @@ mod progressive {
             })
             .max()
             .unwrap_or(0);
-        let pass_ns = (end - first).max(1);
-        for pass in 0i128.. {
+        let pass_ns = u128::try_from(end - first).unwrap_or(0);
+        let mut passes = Passes::with_length(tracks.iter().map(|t| t.timescale).collect(), pass_ns);
+        loop {
             let mut iters: Vec<_> = tracks.iter().map(|t| t.table.iter().peekable()).collect();
             loop {
                 // The track whose next sample comes first.
@@ -479,9 +484,7 @@ mod progressive {
                     )));
                     return;
                 }
-                let offset =
-                    i64::try_from(pass * pass_ns * i128::from(plan.timescale) / 1_000_000_000)
-                        .unwrap_or(i64::MAX);
+                let offset = passes.offset(i);
                 let dts = i64::try_from(s.dts)
                     .unwrap_or(i64::MAX)
                     .saturating_add(plan.edit_adjust)
@@ -495,11 +498,11 @@ mod progressive {
                     data: Bytes::from(data),
                     received: Instant::now(),
                 };
-                if tx.blocking_send(Ok(frame)).is_err() {
+                if tx.blocking_send(Ok(SourceEvent::Frame(frame))).is_err() {
                     return; // the source was dropped
                 }
             }
-            if !looping {
+            if !looping || passes.next_pass().is_err() {
                 return;
             }
         }
@@ -518,9 +521,15 @@ impl Source for FileSource {
             return Ok(Some(SourceEvent::Params(self.params.clone())));
         }
         while self.queue.is_empty() {
-            if let Media::Progressive { frames } = &mut self.media {
-                match frames.recv().await {
-                    Some(Ok(f)) => self.enqueue(f),
+            if let Media::Reader { events } = &mut self.media {
+                match events.recv().await {
+                    Some(Ok(SourceEvent::Frame(f))) => self.enqueue(f),
+                    // The queue is empty: nothing sent before this event is still waiting.
+                    Some(Ok(SourceEvent::Params(p))) => {
+                        self.params = p.clone();
+                        return Ok(Some(SourceEvent::Params(p)));
+                    }
+                    Some(Ok(other)) => return Ok(Some(other)),
                     Some(Err(e)) => return Err(e),
                     None => return Ok(None),
                 }
@@ -528,9 +537,7 @@ impl Source for FileSource {
             }
             match self.next_fragment()? {
                 Some(f) => self.load(f)?,
-                None if self.looping && self.selected.iter().any(|s| s.first.is_some()) => {
-                    self.rewind()?
-                }
+                None if self.looping && self.passes.seen_media() => self.rewind()?,
                 None => return Ok(None),
             }
         }

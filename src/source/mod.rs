@@ -6,9 +6,12 @@ mod arrival;
 mod demo;
 mod error;
 mod file;
+mod passes;
 mod redact;
 mod rtsp;
+pub mod sniff;
 mod spec;
+mod ts;
 
 use std::future::Future;
 use std::time::Instant;

@@ -14,7 +14,7 @@ pub enum SourceSpec {
     Demo,
     /// An RTSP URL (credentials may be in it; it is shown only through [`redact_url`]).
     Rtsp(String),
-    /// A fragmented MP4 file replayed as a camera.
+    /// An MP4 or MPEG-TS file replayed as a camera.
     File {
         path: PathBuf,
         pace: Pace,

@@ -506,6 +506,38 @@ pub fn number_before<T: std::str::FromStr>(summary: &str, marker: &str) -> T {
         .unwrap_or_else(|_| panic!("{word:?} before {marker:?} is not a number"))
 }
 
+/// `preroll record SRC --lookback 2 --duration 3` into `out` (paced in real time), with the
+/// checks every such clip must pass: it decodes cleanly, its structure holds, and it holds the
+/// pre-roll reported plus 3 s. Sources have a keyframe every second. Returns the summary line,
+/// the clip's probe and the pre-roll.
+#[track_caller]
+pub fn record_2_plus_3(src: &Path, out: &Path) -> (String, Probe, f64) {
+    let summary = preroll_ok(&[
+        "record",
+        s(src),
+        "-o",
+        s(out),
+        "--lookback",
+        "2",
+        "--duration",
+        "3",
+    ]);
+    assert_decodes_cleanly(out);
+    check_structure(out);
+    let pre = preroll_of(&summary);
+    // The clip starts at the newest keyframe at or before trigger − lookback: within one
+    // GOP (1 s) before that point.
+    assert!((2.0..=3.05).contains(&pre), "pre-roll {pre}: {summary}");
+    let clip = Probe::of(out);
+    let v = clip.stream_of("video").expect("a video stream");
+    let span = clip.span(v);
+    assert!(
+        span >= pre + 3.0 - 0.05 && span <= pre + 3.0 + 1.05,
+        "video {span} s for {pre} s pre-roll + 3 s: {summary}"
+    );
+    (summary, clip, pre)
+}
+
 /// The pre-roll a `record` summary line reports, in seconds.
 pub fn preroll_of(summary: &str) -> f64 {
     number_before(summary, " s of pre-roll")
