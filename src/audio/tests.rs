@@ -235,3 +235,51 @@ fn compresses_what_it_can() {
     let silence = encode_frame(f, 0, &[0; 4096]).unwrap();
     assert!(silence.len() < 16);
 }
+
+#[test]
+fn flac_entries_survive_an_init_round_trip() {
+    // What recovery and clip writing see: an init holding our `fLaC` entry parses back as
+    // FLAC with the entry byte for byte, and an independent parser (mp4-atom) reads its
+    // STREAMINFO.
+    use crate::mp4::{Codec, TrackKind};
+    let t = PcmToFlac::new(PcmCodec::Pcmu, 8000, 1).unwrap();
+    let entry = bytes::Bytes::from(t.sample_entry());
+    let init = crate::segmenter::build_init(&[crate::source::TrackParams {
+        kind: TrackKind::Audio,
+        codec: Codec::Flac,
+        timescale: 8000,
+        sample_entry: entry.clone(),
+        width: 0,
+        height: 0,
+    }])
+    .unwrap();
+    let audio = init.audio().unwrap();
+    assert_eq!(audio.sample_entries[0].codec, Codec::Flac);
+    assert_eq!(audio.sample_entries[0].codec.to_string(), "FLAC");
+    assert_eq!(audio.sample_entries[0].bytes, entry);
+    let mut buf = &entry[..];
+    let parsed = <mp4_atom::Flac as mp4_atom::Decode>::decode(&mut buf).unwrap();
+    assert_eq!(parsed.audio.channel_count, 1);
+    assert_eq!(parsed.audio.sample_size, 16);
+    match &parsed.dfla.blocks[0] {
+        mp4_atom::FlacMetadataBlock::StreamInfo {
+            sample_rate,
+            num_channels_minus_one,
+            bits_per_sample_minus_one,
+            minimum_block_size,
+            maximum_block_size,
+            ..
+        } => {
+            assert_eq!(
+                (
+                    *sample_rate,
+                    *num_channels_minus_one,
+                    *bits_per_sample_minus_one
+                ),
+                (8000, 0, 15)
+            );
+            assert_eq!((*minimum_block_size, *maximum_block_size), (16, 65535));
+        }
+        other => panic!("{other:?}"),
+    }
+}
