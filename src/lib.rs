@@ -5,6 +5,7 @@
 //! the one before it only through its output type ([`segment::Segment`] between the segmenter
 //! and everything after it).
 
+pub mod audio;
 pub mod camera;
 pub mod cli;
 pub mod config;

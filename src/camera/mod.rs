@@ -57,6 +57,9 @@ pub struct CameraStatus {
     pub reconnects: u64,
     pub last_error: Option<String>,
     pub params: Vec<TrackParams>,
+    /// The source's audio as sent ("PCMU 8000 Hz mono"), kept or not; the audio track in
+    /// `params` is what clips store.
+    pub source_audio: Option<String>,
     /// A finite source (a file played once) has ended: nothing more will come.
     pub ended: bool,
     pub frames: u64,
@@ -202,6 +205,7 @@ async fn run_stream(
         }
         st.stream_id = stream_id;
         st.last_error = None;
+        st.source_audio = source.source_audio();
     }
     let mut segmenter = Segmenter::new(
         stream_id,

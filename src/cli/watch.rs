@@ -129,7 +129,19 @@ fn status_line(c: &Camera, elapsed: Duration) -> String {
         .find(|p| p.kind == crate::mp4::TrackKind::Video)
         .map(|p| format!("{} {}x{}", p.codec, p.width, p.height))
         .unwrap_or_else(|| "no video yet".into());
-    let audio = if st.params.len() > 1 { "+AAC" } else { "" };
+    let kept = st
+        .params
+        .iter()
+        .find(|p| p.kind == crate::mp4::TrackKind::Audio)
+        .map(|p| p.codec.to_string());
+    // The codec kept, and what the camera sends when that differs (G.711 kept as FLAC) or
+    // when it is not kept at all.
+    let audio = match (kept, &st.source_audio) {
+        (Some(k), Some(src)) if !src.starts_with(&k) => format!("+{k} (from {src})"),
+        (Some(k), _) => format!("+{k}"),
+        (None, Some(src)) if !st.params.is_empty() => format!(" ({src} audio not kept)"),
+        (None, _) => String::new(),
+    };
     format!(
         "{}: {} {video}{audio}, {} frames, {:.2} Mb/s, ring {:.1} s / {} in {} segments, {} reconnects, {} lost packets, {} dropped{}",
         c.name(),

@@ -82,4 +82,6 @@ pub mod kinds {
     pub const HVC1: FourCc = FourCc(*b"hvc1");
     pub const HEV1: FourCc = FourCc(*b"hev1");
     pub const MP4A: FourCc = FourCc(*b"mp4a");
+    pub const FLAC: FourCc = FourCc(*b"fLaC");
+    pub const OPUS: FourCc = FourCc(*b"Opus");
 }

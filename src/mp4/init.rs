@@ -54,6 +54,10 @@ pub enum Codec {
     H265,
     /// MPEG-4 AAC (an `mp4a` entry whose decoder config names an AAC object type).
     Aac,
+    /// FLAC (an `fLaC` entry): what G.711 and L16 camera audio is stored as, losslessly.
+    Flac,
+    /// Opus (an `Opus` entry).
+    Opus,
     /// Anything else, by sample entry type (for `mp4a`: not AAC, e.g. MP3).
     Other(FourCc),
 }
@@ -64,6 +68,8 @@ impl std::fmt::Display for Codec {
             Codec::H264 => f.write_str("H.264"),
             Codec::H265 => f.write_str("H.265"),
             Codec::Aac => f.write_str("AAC"),
+            Codec::Flac => f.write_str("FLAC"),
+            Codec::Opus => f.write_str("Opus"),
             Codec::Other(c) => write!(f, "{c}"),
         }
     }
@@ -340,6 +346,8 @@ fn detect_codec(entry: BoxRef<'_>) -> Result<Codec> {
             Some(0x40 | 0x66 | 0x67 | 0x68) => Codec::Aac,
             _ => Codec::Other(MP4A),
         },
+        FLAC => Codec::Flac,
+        OPUS => Codec::Opus,
         other => Codec::Other(other),
     })
 }

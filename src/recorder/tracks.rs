@@ -1,6 +1,6 @@
 //! The clip's tracks, and how each input init maps onto them.
 //!
-//! A clip has one video track and at most one AAC audio track. Inits from later connections
+//! A clip has one video track and at most one audio track (AAC, FLAC or Opus). Inits from later connections
 //! (new `stream_id`s) are mapped onto the same tracks; codec parameters that differ from every
 //! sample entry seen so far become a new `stsd` entry, and audio that appears only after a
 //! reconnect adds the audio track then.
@@ -87,7 +87,7 @@ impl ClipTracks {
     pub fn new(init: &InitSegment, matrix: Option<Matrix>) -> Option<ClipTracks> {
         let video = init.video()?;
         let mut tracks = vec![out_track(video, 1, matrix)];
-        if let Some(audio) = aac_track(init) {
+        if let Some(audio) = kept_audio_track(init) {
             tracks.push(out_track(audio, 2, Some(Matrix::IDENTITY)));
         }
         Some(ClipTracks {
@@ -115,10 +115,10 @@ impl ClipTracks {
                     .push(format!("track {}: a second video track", t.track_id)),
                 TrackKind::Audio => {
                     let codec = t.sample_entries.first().map(|e| e.codec);
-                    if codec != Some(Codec::Aac) {
+                    if !codec.is_some_and(kept_audio) {
                         let codec = codec.map_or("unknown".to_owned(), |c| c.to_string());
                         map.ignored.push(format!(
-                            "track {}: {codec} audio (only AAC is kept in MP4 clips)",
+                            "track {}: {codec} audio (only AAC, FLAC and Opus are kept in MP4 clips)",
                             t.track_id
                         ));
                     } else if map.tracks.iter().any(|m| m.output == AUDIO) {
@@ -205,8 +205,17 @@ impl ClipTracks {
     }
 }
 
-fn aac_track(init: &InitSegment) -> Option<&TrackInfo> {
+/// Audio codecs a clip keeps: those MP4 players (browsers included) decode. G.711 and L16
+/// from cameras arrive here already turned into FLAC (see `crate::audio`).
+fn kept_audio(codec: Codec) -> bool {
+    matches!(codec, Codec::Aac | Codec::Flac | Codec::Opus)
+}
+
+fn kept_audio_track(init: &InitSegment) -> Option<&TrackInfo> {
     init.tracks.iter().find(|t| {
-        t.kind == TrackKind::Audio && t.sample_entries.first().map(|e| e.codec) == Some(Codec::Aac)
+        t.kind == TrackKind::Audio
+            && t.sample_entries
+                .first()
+                .is_some_and(|e| kept_audio(e.codec))
     })
 }

@@ -19,7 +19,11 @@ pub struct CameraView {
     pub connected: bool,
     /// Video codec of the current stream (`H.264`, `H.265`), once known.
     pub codec: Option<String>,
+    /// Audio codec clips store (`AAC`, `FLAC`), once known.
     pub audio_codec: Option<String>,
+    /// The camera's audio as sent (`PCMU 8000 Hz mono`, `AAC 48000 Hz mono`), whether or
+    /// not clips keep it: G.711 and L16 are stored as FLAC, other codecs are left out.
+    pub source_audio: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// Media bits per second over what the ring holds.
@@ -46,6 +50,7 @@ pub fn camera_view(c: &ServiceCamera) -> CameraView {
         connected: false,
         codec: None,
         audio_codec: None,
+        source_audio: None,
         width: None,
         height: None,
         bitrate: None,
@@ -70,6 +75,7 @@ pub fn camera_view(c: &ServiceCamera) -> CameraView {
         (ring.duration(), ring.bytes(), ring.len())
     };
     v.connected = status.connected;
+    v.source_audio = status.source_audio.clone();
     for p in &status.params {
         match p.kind {
             TrackKind::Video if v.codec.is_none() => {

@@ -35,7 +35,8 @@ pub struct TrackParams {
     /// Ticks per second of the track's timestamps (90 kHz for RTSP video, the sample rate
     /// for audio).
     pub timescale: u32,
-    /// The whole `stsd` sample entry box (`avc1`/`hvc1`/`mp4a` with its configuration).
+    /// The whole `stsd` sample entry box (`avc1`/`hvc1`/`mp4a`/`fLaC` with its
+    /// configuration).
     pub sample_entry: Bytes,
     /// Pixels (video), 0 for audio.
     pub width: u32,
@@ -57,7 +58,7 @@ pub struct Frame {
     pub duration: Option<u32>,
     pub keyframe: bool,
     /// Video: NAL units each preceded by a 4-byte big-endian length. Audio: one raw AAC
-    /// access unit (ADTS headers are removed before segmenting).
+    /// access unit (ADTS headers are removed before segmenting), or one FLAC frame.
     pub data: Bytes,
     /// When the frame arrived — or, for a file replayed flat out, when it would have.
     pub received: Instant,
@@ -77,4 +78,11 @@ pub enum SourceEvent {
 /// A connected stream. `next` yields events until the stream ends (`Ok(None)`) or fails.
 pub trait Source: Send {
     fn next(&mut self) -> impl Future<Output = Result<Option<SourceEvent>, SourceError>> + Send;
+
+    /// The audio the source itself carries, as sent ("PCMU 8000 Hz mono", "AAC 48000 Hz
+    /// mono"), known once connected; kept or not. What a clip stores is in the
+    /// [`TrackParams`] (for G.711 and L16: FLAC).
+    fn source_audio(&self) -> Option<String> {
+        None
+    }
 }

@@ -12,6 +12,7 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, ParametersRef};
 
+use crate::audio::{PcmCodec, PcmToFlac, describe};
 use crate::mp4::{Codec, TrackKind};
 
 use super::arrival::ArrivalClock;
@@ -82,6 +83,10 @@ pub struct RtspSource {
     read_batch: Duration,
     /// Per selected stream, when its frames arrived (reads are batched; see `arrival`).
     clocks: Vec<ArrivalClock>,
+    /// The selected audio stream's packets to FLAC, when it is G.711 or L16.
+    flac: Option<PcmToFlac>,
+    /// The camera's audio as sent ("PCMU 8000 Hz mono"), whether or not clips keep it.
+    source_audio: Option<String>,
 }
 
 impl std::fmt::Debug for RtspSource {
@@ -124,6 +129,7 @@ fn params_of(
     p: ParametersRef<'_>,
     kind: TrackKind,
     clock_rate: u32,
+    flac: Option<&PcmToFlac>,
 ) -> Result<TrackParams, String> {
     match p {
         ParametersRef::Video(v) => {
@@ -143,7 +149,19 @@ fn params_of(
                 height,
             })
         }
+        // G.711/L16: the track holds FLAC, one frame per packet, at the RTP clock rate
+        // (which RFC 3551 makes the sample rate).
         ParametersRef::Audio(a) => {
+            if let Some(flac) = flac {
+                return Ok(TrackParams {
+                    kind,
+                    codec: Codec::Flac,
+                    timescale: a.clock_rate(),
+                    sample_entry: Bytes::from(flac.sample_entry()),
+                    width: 0,
+                    height: 0,
+                });
+            }
             let entry = a.mp4_sample_entry().build().map_err(|e| e.to_string())?;
             Ok(TrackParams {
                 kind,
@@ -159,8 +177,9 @@ fn params_of(
 }
 
 impl RtspSource {
-    /// Connects: DESCRIBE, SETUP of the first H.264/H.265 video stream and the first AAC
-    /// audio stream, PLAY. Other audio codecs are reported once and left out.
+    /// Connects: DESCRIBE, SETUP of the first H.264/H.265 video stream and the first audio
+    /// stream clips can keep (AAC as sent; G.711 A-law/µ-law and L16 as FLAC), PLAY. Other
+    /// audio codecs are reported once and left out.
     pub async fn connect(
         url: &str,
         camera: &str,
@@ -194,18 +213,49 @@ impl RtspSource {
             let mut selected = Vec::new();
             let mut video = None;
             let mut audio = None;
+            let mut flac = None;
+            let mut source_audio = None;
             for (i, s) in session.streams().iter().enumerate() {
                 let enc = s.encoding_name().to_ascii_lowercase();
+                let channels = s.channels().map_or(1, |c| c.get());
                 match s.media() {
                     "video" if video.is_none() && (enc == "h264" || enc == "h265") => {
                         video = Some(i)
                     }
-                    "audio" if audio.is_none() && enc == "mpeg4-generic" => audio = Some(i),
+                    "audio" if audio.is_none() && enc == "mpeg4-generic" => {
+                        audio = Some(i);
+                        source_audio = Some(describe("AAC", s.clock_rate_hz(), channels));
+                    }
                     "audio" if audio.is_none() => {
-                        tracing::warn!(
-                            camera,
-                            "audio codec {enc} cannot go into MP4 clips; recording video only"
+                        let shown = describe(
+                            &s.encoding_name().to_ascii_uppercase(),
+                            s.clock_rate_hz(),
+                            channels,
                         );
+                        match PcmCodec::from_encoding(&enc)
+                            .map(|c| PcmToFlac::new(c, s.clock_rate_hz(), channels))
+                        {
+                            Some(Ok(t)) => {
+                                tracing::info!(camera, "audio {shown} is kept as FLAC");
+                                audio = Some(i);
+                                source_audio = Some(t.describe());
+                                flac = Some(t);
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(
+                                    camera,
+                                    "audio {shown} cannot be kept ({e}); recording video only"
+                                );
+                                source_audio.get_or_insert(shown);
+                            }
+                            None => {
+                                tracing::warn!(
+                                    camera,
+                                    "audio codec {enc} cannot go into MP4 clips; recording video only"
+                                );
+                                source_audio.get_or_insert(shown);
+                            }
+                        }
                     }
                     _ => {}
                 }
@@ -237,19 +287,20 @@ impl RtspSource {
                 .await
                 .map_err(|e| classify(&e, &shown))?;
             let demuxed = playing.demuxed().map_err(|e| classify(&e, &shown))?;
-            Ok::<_, SourceError>((demuxed, selected))
+            Ok::<_, SourceError>((demuxed, selected, flac, source_audio))
         };
-        let (demuxed, selected) = tokio::time::timeout(options.connect_timeout, setup)
-            .await
-            .map_err(|_| {
-                SourceError::new(
-                    SourceErrorKind::Timeout,
-                    format!(
-                        "{shown}: no answer to connect/DESCRIBE/SETUP/PLAY within {:?}",
-                        options.connect_timeout
-                    ),
-                )
-            })??;
+        let (demuxed, selected, flac, source_audio) =
+            tokio::time::timeout(options.connect_timeout, setup)
+                .await
+                .map_err(|_| {
+                    SourceError::new(
+                        SourceErrorKind::Timeout,
+                        format!(
+                            "{shown}: no answer to connect/DESCRIBE/SETUP/PLAY within {:?}",
+                            options.connect_timeout
+                        ),
+                    )
+                })??;
         let mut source = RtspSource {
             url_shown: shown,
             demuxed,
@@ -262,6 +313,8 @@ impl RtspSource {
                 Transport::Udp => READ_BATCH_UDP,
             },
             clocks: Vec::new(),
+            flac,
+            source_audio,
         };
         if source.refresh_params() {
             // Known from the SDP already: announce them before the first frame.
@@ -278,8 +331,9 @@ impl RtspSource {
         let mut params = Vec::new();
         for s in &self.selected {
             let stream = &streams[s.session_index];
+            let flac = self.flac.as_ref().filter(|_| s.kind == TrackKind::Audio);
             match stream.parameters() {
-                Some(p) => match params_of(p, s.kind, stream.clock_rate_hz()) {
+                Some(p) => match params_of(p, s.kind, stream.clock_rate_hz(), flac) {
                     Ok(p) => params.push(p),
                     Err(e) => {
                         tracing::debug!(url = %self.url_shown, "stream {}: {e}", s.session_index);
@@ -337,6 +391,10 @@ fn percent_decode(s: &str) -> String {
 }
 
 impl Source for RtspSource {
+    fn source_audio(&self) -> Option<String> {
+        self.source_audio.clone()
+    }
+
     async fn next(&mut self) -> Result<Option<SourceEvent>, SourceError> {
         if let Some(e) = self.pending.pop_front() {
             return Ok(Some(e));
@@ -369,7 +427,7 @@ impl Source for RtspSource {
                 Some(Ok(item)) => item,
             };
             let read = Instant::now();
-            let (stream_id, timestamp, keyframe, new_params, loss, data) = match item {
+            let (stream_id, timestamp, keyframe, new_params, loss, data, duration) = match item {
                 CodecItem::VideoFrame(f) => {
                     let h265 = self.params.first().is_some_and(|p| p.codec == Codec::H265);
                     let irap = h265 && !f.is_random_access_point() && h265_irap(f.data());
@@ -381,16 +439,32 @@ impl Source for RtspSource {
                         f.loss(),
                     );
                     let data = Bytes::from(f.into_data());
-                    (head.0, head.1, head.2, head.3, head.4, data)
+                    (head.0, head.1, head.2, head.3, head.4, data, None)
                 }
-                CodecItem::AudioFrame(f) => (
-                    f.stream_id(),
-                    f.timestamp(),
-                    true,
-                    false,
-                    f.loss(),
-                    Bytes::copy_from_slice(f.data()),
-                ),
+                CodecItem::AudioFrame(f) => {
+                    let (data, duration) = match &mut self.flac {
+                        Some(t) => match t.frame(f.data()) {
+                            // Its duration is known: as many ticks as samples.
+                            Ok(frame) => (Bytes::from(frame.data), Some(frame.samples)),
+                            Err(e) => {
+                                // retina passes whole-byte payloads; a partial L16 sample
+                                // pair is a broken packet, dropped like a lost one.
+                                tracing::debug!(url = %self.url_shown, "audio packet dropped: {e}");
+                                continue;
+                            }
+                        },
+                        None => (Bytes::copy_from_slice(f.data()), None),
+                    };
+                    (
+                        f.stream_id(),
+                        f.timestamp(),
+                        true,
+                        false,
+                        f.loss(),
+                        data,
+                        duration,
+                    )
+                }
                 _ => continue,
             };
             tracing::trace!(stream_id, keyframe, len = data.len(), "frame");
@@ -414,7 +488,7 @@ impl Source for RtspSource {
                 track,
                 pts: Some(timestamp.elapsed()),
                 dts: None,
-                duration: None,
+                duration,
                 keyframe,
                 data,
                 received,

@@ -90,4 +90,11 @@ impl Source for AnySource {
             AnySource::File(s) => s.next().await,
         }
     }
+
+    fn source_audio(&self) -> Option<String> {
+        match self {
+            AnySource::Rtsp(s) => s.source_audio(),
+            AnySource::File(s) => s.source_audio(),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! A real RTSP server for the tests: GStreamer's gst-rtsp-server, run by
 //! `tests/support/rtsp_server.py` as a child process (see that script for the mount specs:
-//! `live:h264+aac`, `live:h264`, `live:h264b+aac`, `live:h265+aac`, `live:h265`,
+//! `live:h264+aac`, `live:h264`, `live:h264b+aac`, `live:h265+aac`, `live:h265`, audio
+//! variants such as `live:h264+pcmu`, `live:h264+l16/16000/2`, `live:h264+aac/8000/1`,
 //! `file:/abs/path.mp4`, `file-loop:/abs/path.mp4`).
 //!
 //! The process is the camera: [`RtspServer::pause`] (SIGSTOP) makes it stall with its

@@ -9,12 +9,28 @@ Run it with Debian's /usr/bin/python3: that is the interpreter python3-gi is ins
 
 SPEC is one of
 
-    live:VIDEO[+aac|+pcmu]  a live test pattern, 640x360 at 25 fps, 1 s GOP, optional AAC
-                            (or G.711 mu-law, which MP4 clips cannot carry)
-                            (48 kHz mono sine). VIDEO is h264 (High, no B-frames),
-                            h264b (High with 2 B-frames), h265 (Main, no B-frames) or
-                            h265b (Main with 2 B-frames). One encoder per mount, shared
-                            by all its clients, as with a camera.
+    live:VIDEO[+AUDIO]      a live test pattern, 640x360 at 25 fps, 1 s GOP, optional
+                            audio. VIDEO is h264 (High, no B-frames), h264b (High with
+                            2 B-frames), h265 (Main, no B-frames) or h265b (Main with
+                            2 B-frames). One encoder per mount, shared by all its
+                            clients, as with a camera.
+
+AUDIO is CODEC[/RATE[/CHANNELS]], written like an SDP rtpmap (`l16/16000/2`):
+
+    aac    AAC-LC (RFC 3640 mpeg4-generic) of a 440 Hz sine; default 48000 Hz, mono;
+           any rate voaacenc takes (8000 to 48000 tested), 1 or 2 channels
+    pcmu   G.711 mu-law (payload type 0 at 8000 Hz mono, dynamic otherwise); default
+           8000 Hz, mono only
+    pcma   G.711 A-law (payload type 8 at 8000 Hz mono); default 8000 Hz, mono only
+    l16    16-bit big-endian linear PCM (RFC 3551 L16); default 16000 Hz, mono; 1 or
+           2 channels
+    opus   Opus (RFC 7587) of a 440 Hz sine; 48000 Hz (the only rate Opus RTP has), 1 or
+           2 channels: audio clips do not keep
+
+The G.711 and L16 variants send pink noise rather than a sine: any stretch of a few
+hundred samples then occurs once in a stream, so a test can find where a recording's
+audio lies in another client's capture and compare them sample for sample. (Two clients
+of a mount get the same packets: the pipeline is shared.)
     file:/abs/path.mp4      an existing MP4 (H.264 or H.265, optional AAC) sent as it is,
                             paced in real time, once; every client gets it from the start.
     file-loop:/abs/path.mp4 the same, looped forever with continuous timestamps.
@@ -95,22 +111,72 @@ LIVE_VIDEO_SOURCE = (
     f" ! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={FPS}/1"
 )
 
-# AAC-LC, mono at 48 kHz, ending in payloader pay1 (RFC 3640 mpeg4-generic, as cameras
-# send AAC).
-LIVE_AUDIO = (
-    "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
-    " ! audio/x-raw,rate=48000,channels=1"
-    " ! audioconvert ! voaacenc bitrate=64000"
-    " ! rtpmp4gpay name=pay1 pt=97"
-)
+# Live audio variants: (default rate, allowed channel counts, launch line template). Each
+# ends in payloader pay1. {rate} and {channels} are filled in; {pt} is the static payload
+# type at 8000 Hz mono where RFC 3551 has one, else the dynamic 97.
+LIVE_AUDIO = {
+    # AAC-LC as cameras send it (RFC 3640 mpeg4-generic).
+    "aac": (
+        48000,
+        (1, 2),
+        "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+        " ! audio/x-raw,rate={rate},channels={channels}"
+        " ! audioconvert ! voaacenc bitrate={bitrate}"
+        " ! rtpmp4gpay name=pay1 pt=97",
+    ),
+    "pcmu": (
+        8000,
+        (1,),
+        "audiotestsrc is-live=true wave=pink-noise volume=0.3"
+        " ! audio/x-raw,rate={rate},channels=1"
+        # 20 ms packets (160 samples at 8 kHz), as cameras send G.711.
+        " ! audioconvert ! mulawenc ! rtppcmupay name=pay1 pt={pt} max-ptime=20000000",
+    ),
+    "pcma": (
+        8000,
+        (1,),
+        "audiotestsrc is-live=true wave=pink-noise volume=0.3"
+        " ! audio/x-raw,rate={rate},channels=1"
+        " ! audioconvert ! alawenc ! rtppcmapay name=pay1 pt={pt}",
+    ),
+    "l16": (
+        16000,
+        (1, 2),
+        "audiotestsrc is-live=true wave=pink-noise volume=0.3"
+        " ! audioconvert"
+        " ! audio/x-raw,format=S16BE,layout=interleaved,rate={rate},channels={channels}"
+        " ! rtpL16pay name=pay1 pt=97",
+    ),
+    # Opus (RFC 7587): a codec cameras rarely send and clips do not keep yet, for the test
+    # that unsupported audio is named and the video recorded.
+    "opus": (
+        48000,
+        (1, 2),
+        "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+        " ! audio/x-raw,rate={rate},channels={channels}"
+        " ! audioconvert ! opusenc ! rtpopuspay name=pay1 pt=97",
+    ),
+}
+STATIC_PT = {"pcmu": 0, "pcma": 8}
 
-# G.711 mu-law at 8 kHz (RTP payload type 0), as many cameras send: MP4 clips cannot carry
-# it, so it tests that an unsupported audio codec is reported and the video still recorded.
-LIVE_PCMU = (
-    "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
-    " ! audio/x-raw,rate=8000,channels=1"
-    " ! audioconvert ! mulawenc ! rtppcmupay name=pay1 pt=0"
-)
+
+def audio_launch(audio):
+    """The launch line of a live mount's AUDIO part (CODEC[/RATE[/CHANNELS]])."""
+    codec, *rest = audio.split("/")
+    if codec not in LIVE_AUDIO or len(rest) > 2 or not all(r.isdigit() for r in rest):
+        raise SpecError(
+            f"unknown audio {audio!r}: want CODEC[/RATE[/CHANNELS]], CODEC one of "
+            + ", ".join(LIVE_AUDIO)
+        )
+    default_rate, layouts, launch = LIVE_AUDIO[codec]
+    rate = int(rest[0]) if rest else default_rate
+    channels = int(rest[1]) if len(rest) > 1 else 1
+    if channels not in layouts or not 1000 <= rate <= 192000:
+        raise SpecError(f"audio {audio!r}: {codec} takes channels {layouts}, rate 1000-192000")
+    pt = STATIC_PT.get(codec, 97) if (rate, channels) == (8000, 1) else 97
+    # voaacenc refuses bitrates too high for the rate: about 6 bits per sample and channel.
+    bitrate = min(64000, rate * 6) * channels
+    return launch.format(rate=rate, channels=channels, pt=pt, bitrate=bitrate)
 
 # File mounts pass the coded video on untouched: the parser only frames it for the
 # payloader, which adds in-band parameter sets as for live mounts.
@@ -126,18 +192,16 @@ class SpecError(Exception):
 
 
 def live_launch(spec):
-    """The launch line of a live:VIDEO[+aac|+pcmu] mount."""
+    """The launch line of a live:VIDEO[+AUDIO] mount."""
     video, _, audio = spec.partition("+")
-    if video not in LIVE_VIDEO or audio not in ("", "aac", "pcmu"):
+    if video not in LIVE_VIDEO:
         raise SpecError(
-            f"unknown live spec {spec!r}: want VIDEO, VIDEO+aac or VIDEO+pcmu, VIDEO one of "
+            f"unknown live spec {spec!r}: want VIDEO[+AUDIO], VIDEO one of "
             + ", ".join(LIVE_VIDEO)
         )
     parts = [f"{LIVE_VIDEO_SOURCE} ! {LIVE_VIDEO[video]}"]
-    if audio == "aac":
-        parts.append(LIVE_AUDIO)
-    elif audio == "pcmu":
-        parts.append(LIVE_PCMU)
+    if audio:
+        parts.append(audio_launch(audio))
     return "( " + " ".join(parts) + " )"
 
 

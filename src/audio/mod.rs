@@ -1,0 +1,17 @@
+//! Camera audio that MP4 clips (and browsers) cannot carry as it is sent — G.711 A-law and
+//! µ-law, L16 — is kept losslessly as FLAC: each RTP packet becomes one FLAC frame in an
+//! `fLaC` sample entry. AAC needs none of this and passes through.
+
+mod bits;
+pub mod entry;
+pub mod flac;
+pub mod g711;
+pub mod pcm;
+mod rice;
+
+pub use entry::flac_sample_entry;
+pub use flac::{FlacError, Format};
+pub use pcm::{FlacFrame, PcmCodec, PcmError, PcmToFlac, describe};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+//! Camera audio in clips, against a real RTSP server: AAC at several rates and layouts passes
+//! through; G.711 (A-law, µ-law) and L16 are kept as FLAC, and must decode to exactly what
+//! ffmpeg's own decoder makes of the same RTP stream captured beside preroll.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::rtsp::{Auth, RtspServer};
+use common::*;
+
+/// Records 4 s (no lookback) and checks what every clip must be; returns the probe.
+fn record(url: &str, out: &Path) -> Probe {
+    preroll_ok(&[
+        "record",
+        url,
+        "-o",
+        s(out),
+        "--lookback",
+        "0",
+        "--duration",
+        "4",
+    ]);
+    assert_decodes_cleanly(out);
+    check_structure(out);
+    let probe = Probe::of(out);
+    assert_eq!(probe.count("video"), 1);
+    assert_eq!(probe.count("audio"), 1, "the clip keeps the audio");
+    probe
+}
+
+/// ffprobe's view of the audio stream: (codec, sample rate, channels).
+fn audio_format(path: &Path) -> (String, u32, u32) {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries"])
+        .args(["stream=codec_name,sample_rate,channels", "-of", "csv=p=0"])
+        .arg(path));
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let f: Vec<&str> = text.split(',').collect();
+    assert_eq!(f.len(), 3, "{text}");
+    (
+        f[0].to_owned(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+    )
+}
+
+/// The decoded audio frames: (pts in track ticks, samples per channel).
+fn audio_frames(path: &Path) -> Vec<(i64, i64)> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries"])
+        .args(["frame=pts,nb_samples", "-of", "csv=p=0"])
+        .arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (pts, n) = l.trim().split_once(',').expect("pts,nb_samples");
+            (pts.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+fn s16le(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// The clip's audio, decoded by ffmpeg (interleaved).
+fn decoded_audio(path: &Path) -> Vec<i16> {
+    let out = run(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-vn", "-f", "s16le", "-"]));
+    s16le(&out.stdout)
+}
+
+/// ffmpeg capturing the mount's audio, decoded by its own G.711/L16 decoder, to `out`.
+fn start_capture(url: &str, out: &Path, seconds: u32) -> Child {
+    Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+        ])
+        .args([
+            "-vn",
+            "-t",
+            &seconds.to_string(),
+            "-c:a",
+            "pcm_s16le",
+            "-f",
+            "s16le",
+        ])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ffmpeg")
+}
+
+/// Where `clip` (a run of interleaved samples) lies inside `capture`, found by a window of
+/// `window` time steps from a quarter into the clip: the offset to add to clip indices.
+fn locate(clip: &[i16], capture: &[i16], channels: usize, window: usize) -> Option<isize> {
+    let at = (clip.len() / channels / 4) * channels;
+    let needle = &clip[at..at + window * channels];
+    let mut found = None;
+    for start in (0..capture.len().saturating_sub(needle.len())).step_by(channels) {
+        if capture[start..start + needle.len()] == *needle {
+            assert!(found.is_none(), "the window occurs twice in the capture");
+            found = Some(start as isize - at as isize);
+        }
+    }
+    found
+}
+
+/// Records a mount whose audio is G.711 or L16 while ffmpeg captures it, and compares the
+/// clip's FLAC track with ffmpeg's decode sample for sample.
+fn lossless_against_ffmpeg(spec: &str, rate: u32, channels: u32) {
+    let srv = RtspServer::start(&[("cam", spec)], Auth::None).unwrap();
+    let url = srv.url("cam");
+    let d = tempfile::tempdir().unwrap();
+    let cap_path = d.path().join("cap.raw");
+    let clip_path = d.path().join("clip.mp4");
+    // ffmpeg probes the streams for seconds before it writes anything; it is stopped (with
+    // SIGINT, which makes it finish its output) once the clip is done.
+    let mut capture = start_capture(&url, &cap_path, 60);
+    // Recording starts once the capture receives audio, so the capture covers the clip.
+    let started = Instant::now();
+    while std::fs::metadata(&cap_path).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "ffmpeg captured nothing"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let probe = record(&url, &clip_path);
+    // ffmpeg's output lags by its buffers: give it a moment to write the clip's end.
+    std::thread::sleep(Duration::from_secs(3));
+    run(Command::new("kill").args(["-INT", &capture.id().to_string()]));
+    let status = capture.wait().unwrap();
+    let mut cap_err = String::new();
+    std::io::Read::read_to_string(capture.stderr.as_mut().unwrap(), &mut cap_err).unwrap();
+    // ffmpeg exits with 255 when a signal stopped it, having finished its output.
+    assert!(
+        status.success() || status.code() == Some(255),
+        "capture: {status}: {cap_err}"
+    );
+
+    assert_eq!(
+        audio_format(&clip_path),
+        ("flac".to_owned(), rate, channels)
+    );
+    let a = probe.stream_of("audio").unwrap();
+    assert_eq!(probe.streams[a].time_base, (1, i64::from(rate)));
+    let clip = decoded_audio(&clip_path);
+    let capture = s16le(&std::fs::read(&cap_path).unwrap());
+    let ch = channels as usize;
+    let seconds = clip.len() as f64 / ch as f64 / f64::from(rate);
+    assert!(seconds > 3.5, "{seconds} s of audio in a 4 s clip");
+    // Each FLAC frame starts where the one before ends: its timestamp advances by exactly
+    // the samples it decodes to (the track's timescale being the sample rate).
+    let frames = audio_frames(&clip_path);
+    assert!(
+        frames.windows(2).all(|w| w[1].0 - w[0].0 == w[0].1),
+        "{spec}: frame times do not follow their sample counts: {frames:?}"
+    );
+    let total: i64 = frames.iter().map(|f| f.1).sum();
+    assert_eq!(total as usize, clip.len() / ch);
+
+    let offset = locate(&clip, &capture, ch, 800)
+        .unwrap_or_else(|| panic!("{spec}: the clip's audio is nowhere in the capture"));
+    let mut compared = 0;
+    for (i, &v) in clip.iter().enumerate() {
+        let Some(&c) = capture.get((i as isize + offset) as usize) else {
+            continue;
+        };
+        assert_eq!(
+            v, c,
+            "{spec}: sample {i} of the clip differs from ffmpeg's decode"
+        );
+        compared += 1;
+    }
+    println!(
+        "{spec}: {} of {} samples compared equal ({seconds:.2} s), offset {offset}",
+        compared,
+        clip.len()
+    );
+    assert_eq!(compared, clip.len(), "the capture covers the whole clip");
+}
+
+#[test]
+fn pcmu_is_kept_losslessly_as_flac() {
+    lossless_against_ffmpeg("live:h264+pcmu", 8000, 1);
+}
+
+#[test]
+fn pcma_is_kept_losslessly_as_flac() {
+    lossless_against_ffmpeg("live:h264+pcma", 8000, 1);
+}
+
+#[test]
+fn l16_mono_is_kept_losslessly_as_flac() {
+    lossless_against_ffmpeg("live:h264+l16", 16000, 1);
+}
+
+#[test]
+fn l16_stereo_is_kept_losslessly_as_flac() {
+    lossless_against_ffmpeg("live:h264+l16/16000/2", 16000, 2);
+}
+
+#[test]
+fn aac_passes_through_at_every_rate_and_layout() {
+    let specs = [
+        ("live:h264+aac/8000/1", 8000, 1),
+        ("live:h264+aac/16000/1", 16000, 1),
+        ("live:h264+aac/16000/2", 16000, 2),
+        ("live:h264+aac/48000/1", 48000, 1),
+        ("live:h264+aac/48000/2", 48000, 2),
+    ];
+    let mounts: Vec<(String, &str)> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, (spec, _, _))| (format!("cam{i}"), *spec))
+        .collect();
+    let mounts: Vec<(&str, &str)> = mounts.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let srv = RtspServer::start(&mounts, Auth::None).unwrap();
+    for (i, (spec, rate, channels)) in specs.iter().enumerate() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("clip.mp4");
+        record(&srv.url(&format!("cam{i}")), &out);
+        assert_eq!(
+            audio_format(&out),
+            ("aac".to_owned(), *rate, *channels),
+            "{spec}"
+        );
+    }
+}
