@@ -24,6 +24,10 @@ use super::{ClipSummary, RecordError, Recording};
 /// default) is disconnected, and a clip stops waiting for a camera that is down.
 const SEGMENT_SLACK: Duration = Duration::from_secs(30);
 
+/// The longest a clip waits for the part in progress before taking its lookback: a part
+/// (0.5 s), the ingest tick (0.25 s) and some slack.
+const PART_WAIT: Duration = Duration::from_secs(1);
+
 /// How often a waiting clip looks at the camera's state again when nothing else wakes it.
 const RECHECK: Duration = Duration::from_millis(500);
 
@@ -129,6 +133,24 @@ pub async fn record_live(
     mut control: watch::Receiver<ClipControl>,
     progress: &mut (dyn FnMut(LiveProgress) + Send),
 ) -> Result<LiveClip, LiveError> {
+    // The requested point may lie in the part in progress. That part may start a new GOP,
+    // and the clip should then start there rather than a GOP earlier: wait for it (at most
+    // a part and a tick, and not for a camera that is down).
+    if let Some(wanted) = trigger.checked_sub(request.lookback) {
+        let mut updates = camera.subscribe();
+        let deadline = Instant::now() + PART_WAIT;
+        loop {
+            let newest_end = camera.ring().newest_end();
+            let now = Instant::now();
+            if newest_end.is_none_or(|end| end >= wanted)
+                || now >= deadline
+                || !camera.status().connected
+            {
+                break;
+            }
+            let _ = tokio::time::timeout(deadline - now, updates.changed()).await;
+        }
+    }
     // One look at the ring for both: the lookback, and the newest part it holds, after
     // which live media continues. The lookback can be empty while the ring is not (the
     // newest part ended before the requested point, so the part in progress holds it);

@@ -2,9 +2,11 @@
 //!
 //! A clip starts decoding at a keyframe, and with B-frames that keyframe is presented one or
 //! two frames after decoding starts: the edit list starts presentation at the first picture,
-//! so players show it at time 0. It also ends presentation where the clip was cut (frames
-//! decoded before the cut but shown after it stay in the file for the frames that reference
-//! them), and lines audio up with the first picture.
+//! so players show it at time 0, and lines audio up with it. Presentation lasts to the end of
+//! the last picture in the file. (An edit could also end it exactly at the cut, hiding the
+//! frames decoded before the cut but shown after it, which B-frames reference; Chromium and
+//! ffmpeg ignore such an edit in fragmented MP4 and show every frame, so it would only make
+//! the clip's stated length differ from what they play.)
 //!
 //! (A start inside the GOP, at `trigger - lookback` exactly, is an edit too; but Chromium and
 //! ffmpeg honour an edit that skips frames only in progressive MP4, not in the fragmented
@@ -70,9 +72,6 @@ pub struct Presentation {
     video_end: i128,
     /// Decode time of the first audio sample.
     audio_first: Option<i128>,
-    /// Where the clip was cut (video output ticks): frames decoded before the cut but shown
-    /// after it (B-frames reference them) are in the file, not in the presentation.
-    cut: Option<i128>,
 }
 
 impl Presentation {
@@ -91,11 +90,6 @@ impl Presentation {
             self.video_end = self.video_end.max(pts + i128::from(s.duration));
             dts += i128::from(s.duration);
         }
-    }
-
-    /// The clip ends at `ticks` (video output ticks).
-    pub fn end_at(&mut self, ticks: i128) {
-        self.cut = Some(self.cut.map_or(ticks, |c| c.min(ticks)));
     }
 
     /// Takes note of a placed audio track fragment.
@@ -118,8 +112,7 @@ impl Presentation {
     /// Video presented, in video output ticks.
     pub fn video_duration(&self) -> Option<u64> {
         let start = self.start()?;
-        let end = self.cut.map_or(self.video_end, |c| c.min(self.video_end));
-        u64::try_from(end - start).ok()
+        u64::try_from(self.video_end - start).ok()
     }
 
     /// The edit lists: `[video, audio?]`, durations in movie ticks (the video timescale).
@@ -192,7 +185,10 @@ mod tests {
     fn b_frames_start_at_the_first_picture() {
         // I P B B at 25 fps with 2 B-frames: presented 2, 5, 3, 4 frames after decode 0.
         let mut p = Presentation::default();
-        p.video(&placed(0, &[7200, 14_400, 3600, 3600]), Some(Instant::now()));
+        p.video(
+            &placed(0, &[7200, 14_400, 3600, 3600]),
+            Some(Instant::now()),
+        );
         assert_eq!(p.start(), Some(7200));
         assert_eq!(p.video_duration(), Some(4 * 3600));
         let edits = p.edits(90_000, None).unwrap();
@@ -203,9 +199,6 @@ mod tests {
                 media_time: Some(7200)
             }]
         );
-        // Cut after the second picture: the P-frame decoded before it is not presented.
-        p.end_at(7200 + 2 * 3600);
-        assert_eq!(p.video_duration(), Some(2 * 3600));
     }
 
     #[test]

@@ -297,14 +297,15 @@ impl Recording {
     ) -> Result<usize, RecordError> {
         let sequence = segment.sequence;
         let cut = until.and_then(|u| self.cut_ticks(received?, fragment, map, u));
-        if let Some((ticks, _)) = cut {
-            self.presentation.end_at(ticks);
-        }
         let mut placed: Vec<(Placed, u32)> = Vec::new();
-        for t in &fragment.tracks {
-            let Some(m) = map.for_input(t.track_id) else {
-                continue;
-            };
+        // Video first: where its first picture lands bounds the audio (see below).
+        let mut inputs: Vec<(&crate::mp4::TrackFragment, &super::tracks::TrackMap)> = fragment
+            .tracks
+            .iter()
+            .filter_map(|t| Some((t, map.for_input(t.track_id)?)))
+            .collect();
+        inputs.sort_by_key(|(_, m)| m.output != VIDEO);
+        for (t, m) in inputs {
             let entry = (t.sample_description_index as usize).checked_sub(1);
             let Some(sdi) = entry.and_then(|i| m.entries.get(i)).copied() else {
                 return Err(RecordError::BadSegment {
@@ -326,8 +327,27 @@ impl Recording {
                     rescale(video, cut.map_or(1, |(_, vts)| vts), ts)
                 }
             });
-            if let Some(p) = self.timeline.place(t, m, until) {
+            // Audio starts with the first picture (the edit list could hide what comes before,
+            // but players that ignore audio edits would count it in the clip's length).
+            let from = match (m.output, self.presentation.start()) {
+                (VIDEO, _) | (_, None) => None,
+                (output, Some(start)) => {
+                    let tracks = self.tracks.as_ref();
+                    let video_ts = tracks.map_or(1, |t| t.timescale(VIDEO));
+                    Some(rescale(
+                        start,
+                        video_ts,
+                        tracks.map_or(1, |t| t.timescale(output)),
+                    ))
+                }
+            };
+            if let Some(p) = self.timeline.place(t, m, from, until) {
                 self.dropped_samples += p.dropped;
+                if p.output == VIDEO {
+                    self.presentation.video(&p, received);
+                } else if p.output == AUDIO {
+                    self.presentation.audio(&p);
+                }
                 placed.push((p, sdi));
             }
         }
@@ -338,14 +358,6 @@ impl Recording {
             .tracks
             .as_ref()
             .expect("tracks exist once media is mapped");
-        for (p, _) in &placed {
-            if p.output == VIDEO {
-                self.presentation.video(p, received);
-            } else if p.output == AUDIO {
-                self.presentation.audio(p);
-            }
-        }
-
         // Once the video track has several sample entries, keyframes carry their parameter
         // sets in-band too (see `OutTrack::inband`).
         let video = &tracks.tracks[VIDEO];

@@ -177,11 +177,14 @@ impl Timeline {
     /// nothing is left that depends on a dropped frame). With `until` (output ticks), the
     /// clip ends there: audio samples from it on are dropped, and video samples after the
     /// last one presented before it (in decode order, so every kept frame keeps what it
-    /// references). Returns `None` when nothing is left.
+    /// references). With `from` (output ticks; audio only), samples that end by then are
+    /// dropped: audio from before the clip's first picture. Returns `None` when nothing is
+    /// left.
     pub fn place(
         &mut self,
         t: &TrackFragment,
         map: &TrackMap,
+        from: Option<i128>,
         until: Option<i128>,
     ) -> Option<Placed> {
         let output = map.output;
@@ -228,7 +231,8 @@ impl Timeline {
                 let out = rescale(in_dts, input_ts, ts) + shift;
                 let out_next = rescale(next_in, input_ts, ts) + shift;
                 in_dts = next_in;
-                let overlaps = out < end;
+                let early = !video && from.is_some_and(|f| out_next <= f);
+                let overlaps = out < end || early;
                 let cut = keep.is_some_and(|k| index >= k);
                 index += 1;
                 if cut {
@@ -302,7 +306,7 @@ mod tests {
 
     impl Timeline {
         fn place_all(&mut self, t: &TrackFragment, map: &TrackMap) -> Option<Placed> {
-            self.place(t, map, None)
+            self.place(t, map, None, None)
         }
     }
 
@@ -445,15 +449,41 @@ mod tests {
         }
         // Cut at frame 3 (9000 ticks): frames 0, 1, 2 are shown before it. The last of them
         // in decode order is the second B (index 3), so I P B B are kept.
-        let p = tl.place(&v, &map(0, 90_000), Some(9000)).unwrap();
+        let p = tl.place(&v, &map(0, 90_000), None, Some(9000)).unwrap();
         assert_eq!(p.runs[0].samples.len(), 4);
         assert_eq!(p.dropped, 3);
         assert_eq!(tl.ends()[0], 12_000);
         // Audio cut at 9000 ticks of 48 kHz: frames of 1024 start at 0, 1024, … 8192 before it.
         let a = tl
-            .place(&frag(Some(0), &[1024; 20], 1), &map(1, 48_000), Some(9000))
+            .place(
+                &frag(Some(0), &[1024; 20], 1),
+                &map(1, 48_000),
+                None,
+                Some(9000),
+            )
             .unwrap();
         assert_eq!(a.runs[0].samples.len(), 9);
         assert_eq!(tl.ends()[1], 9 * 1024);
+    }
+
+    #[test]
+    fn audio_before_the_first_picture_is_dropped() {
+        let mut tl = Timeline::new();
+        tl.set_timescales(&[90_000, 48_000]);
+        tl.start_stream(1, &[(1, 0, 48_000)]);
+        // The first picture at 2500 audio ticks: the frames ending at 1024 and 2048 go, the
+        // one across it stays.
+        let a = tl
+            .place(
+                &frag(Some(0), &[1024; 5], 1),
+                &map(1, 48_000),
+                Some(2500),
+                None,
+            )
+            .unwrap();
+        assert_eq!(a.dropped, 2);
+        assert_eq!(a.base_decode_time, 2048);
+        assert_eq!(a.runs[0].data_offset, 20);
+        assert_eq!(a.runs[0].samples.len(), 3);
     }
 }

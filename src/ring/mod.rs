@@ -176,6 +176,12 @@ impl Ring {
         self.segments.back().map(|s| s.sequence)
     }
 
+    /// When the newest part held ends (where the part in progress starts).
+    pub fn newest_end(&self) -> Option<Instant> {
+        let start = self.starts.back().copied().flatten()?;
+        Some(start + self.segments.back()?.duration_time())
+    }
+
     /// The segments for a clip triggered at `trigger` with `lookback` of pre-roll: from the
     /// newest segment starting at or before `trigger - lookback` (or the oldest held, if the
     /// ring does not reach that far) to the newest. Every segment starts with a keyframe, so
