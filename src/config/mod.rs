@@ -61,6 +61,8 @@ pub struct CameraConfig {
     pub source: SourceSpec,
     pub transport: Transport,
     pub ring: RingLimits,
+    /// The longest part the segmenter cuts (see `segmenter`).
+    pub part: Duration,
     pub orientation: Option<Orientation>,
     pub enabled: bool,
     pub connect_timeout: Duration,
@@ -160,6 +162,7 @@ impl Config {
                 source: SourceSpec::Demo,
                 transport: Transport::Tcp,
                 ring: RingLimits::default(),
+                part: crate::segmenter::DEFAULT_PART,
                 orientation: None,
                 enabled: true,
                 connect_timeout: Duration::from_secs(10),
@@ -386,6 +389,9 @@ fn read_camera(
     let bytes = f
         .integer("preroll_bytes", 1 << 20..=16 << 30)
         .map_or(defaults.bytes, |b| b as u64);
+    let part = f
+        .seconds("part_seconds", 0.02..=10.0)
+        .map_or(crate::segmenter::DEFAULT_PART, Duration::from_secs_f64);
     let orientation = f.integer("orientation", 1..=8).and_then(|o| {
         let parsed: Result<Orientation, String> = o.to_string().parse();
         parsed.ok()
@@ -403,6 +409,7 @@ fn read_camera(
         source: source?,
         transport: transport.unwrap_or_default(),
         ring: RingLimits { seconds, bytes },
+        part,
         orientation,
         enabled,
         connect_timeout,

@@ -62,6 +62,7 @@ name = "front door"
 source = "rtsp://"
 transport = "sctp"
 preroll_seconds = -1
+part_seconds = 0
 orientation = 9
 
 [[cameras]]
@@ -87,6 +88,7 @@ enabled = "yes"
         "cameras[0].source",
         "cameras[0].transport",
         "cameras[0].preroll_seconds",
+        "cameras[0].part_seconds",
         "cameras[0].orientation",
         "cameras[1].source",
         "cameras[2].enabled",

@@ -327,10 +327,12 @@ impl Recording {
                     rescale(video, cut.map_or(1, |(_, vts)| vts), ts)
                 }
             });
-            // Audio starts with the first picture (the edit list could hide what comes before,
-            // but players that ignore audio edits would count it in the clip's length).
+            // A live clip's audio starts with its first picture (the edit list could hide what
+            // comes before, but players that ignore audio edits would count it in the clip's
+            // length). Media from files (remux) is copied as it is.
             let from = match (m.output, self.presentation.start()) {
                 (VIDEO, _) | (_, None) => None,
+                _ if received.is_none() => None,
                 (output, Some(start)) => {
                     let tracks = self.tracks.as_ref();
                     let video_ts = tracks.map_or(1, |t| t.timescale(VIDEO));

@@ -244,6 +244,7 @@ fn camera_options(c: &CameraConfig) -> CameraOptions {
     o.rtsp.connect_timeout = c.connect_timeout;
     o.rtsp.stall_timeout = c.stall_timeout;
     o.ring = c.ring;
+    o.segmenter.part_duration = c.part;
     o
 }
 
