@@ -192,7 +192,10 @@ mod tests {
     fn b_frames_start_at_the_first_picture() {
         // I P B B at 25 fps with 2 B-frames: presented 2, 5, 3, 4 frames after decode 0.
         let mut p = Presentation::default();
-        p.video(&placed(0, &[7200, 14_400, 3600, 3600]), Some(Instant::now()));
+        p.video(
+            &placed(0, &[7200, 14_400, 3600, 3600]),
+            Some(Instant::now()),
+        );
         assert_eq!(p.start(), Some(7200));
         assert_eq!(p.video_duration(), Some(4 * 3600));
         let edits = p.edits(90_000, None).unwrap();
