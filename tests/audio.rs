@@ -246,3 +246,107 @@ fn aac_passes_through_at_every_rate_and_layout() {
         );
     }
 }
+
+/// Chromium decodes the audio of clips from `preroll serve`: FLAC (from G.711) and AAC. The
+/// element plays muted (headless autoplay needs it); Chromium decodes the audio all the same,
+/// and counts the bytes it decoded in webkitAudioDecodedByteCount.
+#[test]
+fn chromium_decodes_flac_and_aac_audio() {
+    use common::browser::{CHROMIUM, check_tools, mime_of, run_driver};
+    use common::serve::{Service, TOKEN, config};
+    use serde_json::{Value, json};
+
+    check_tools();
+    let srv = RtspServer::start(
+        &[("flac", "live:h264+pcmu"), ("aac", "live:h264+aac")],
+        Auth::None,
+    )
+    .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let cameras = format!(
+        "[[cameras]]\nname = \"flac\"\nsource = \"{}\"\n\n[[cameras]]\nname = \"aac\"\nsource = \"{}\"\n",
+        srv.url("flac"),
+        srv.url("aac")
+    );
+    let svc = Service::start(d.path(), &config(d.path(), &cameras));
+    svc.wait_cameras(&["flac", "aac"], 1.5, Duration::from_secs(60));
+    let started: Vec<Value> = ["flac", "aac"]
+        .iter()
+        .map(|cam| svc.clip(cam, r#"{"lookback": 1, "duration": 3}"#))
+        .collect();
+    let mut jobs = Vec::new();
+    for (clip, codec) in started.iter().zip(["flac", "aac"]) {
+        let id = clip["id"].as_str().expect("id");
+        let api = svc.wait_final(id, Duration::from_secs(30));
+        assert_eq!(api["state"], "done", "{api}\nlog:\n{}", svc.log());
+        let path = Path::new(api["path"].as_str().expect("path"));
+        assert_decodes_cleanly(path);
+        let moov = check_structure(path);
+        assert_eq!(audio_format(path).0, codec, "{api}");
+        // Track 2 is the audio: its sample bytes, what Chromium should feed its decoder.
+        let audio_bytes = fragments_on_disk(&std::fs::read(path).unwrap()).per_track()[&2].1;
+        jobs.push(json!({
+            "audio_bytes": audio_bytes,
+            "name": codec,
+            "path": format!("/api/clips/{id}/file"),
+            "mime": mime_of(&moov),
+            "types": ["audio/mp4; codecs=\"flac\"", "audio/mp4; codecs=\"mp4a.40.2\""],
+            "seeks": [],
+            "bits": 10,
+        }));
+    }
+    let job = json!({"base": svc.base, "token": TOKEN, "chromium": CHROMIUM, "clips": jobs});
+    let (report, stderr) = run_driver(&job);
+    let context = format!(
+        "report: {report}\nChromium's console: {:#?}\ndriver's stderr:\n{stderr}",
+        report["console"]
+    );
+    assert!(
+        report["failure"].is_null(),
+        "the driver failed: {}\n{context}",
+        report["failure"]
+    );
+    for (r, j) in report["clips"].as_array().expect("clips").iter().zip(&jobs) {
+        let name = &j["name"];
+        println!(
+            "{name}: {} canPlayType {:?} = {:?}, {:?}; {} audio bytes (of {} in the track) and \
+             {} video bytes decoded, ended {}",
+            report["browser"],
+            j["mime"],
+            r["can_play_type"],
+            r["can_play_types"],
+            r["audio_decoded_bytes"],
+            j["audio_bytes"],
+            r["video_decoded_bytes"],
+            r["ended"]
+        );
+        assert!(
+            r["error"].is_null(),
+            "{name}: MediaError {}\n{context}",
+            r["error"]
+        );
+        assert_ne!(r["can_play_type"], "", "{name}: {}\n{context}", j["mime"]);
+        for t in [
+            "audio/mp4; codecs=\"flac\"",
+            "audio/mp4; codecs=\"mp4a.40.2\"",
+        ] {
+            assert_ne!(
+                r["can_play_types"][t], "",
+                "{name}: canPlayType({t})\n{context}"
+            );
+        }
+        assert_eq!(
+            r["ended"], true,
+            "{name}: did not play to the end\n{context}"
+        );
+        let audio = r["audio_decoded_bytes"].as_u64().unwrap_or(0);
+        // webkitAudioDecodedByteCount counts the coded bytes handed to the decoder: the
+        // whole track, once played to the end (a little more where the seek back to 0
+        // decoded some again).
+        let track = j["audio_bytes"].as_u64().unwrap_or(u64::MAX);
+        assert!(
+            audio >= track * 9 / 10,
+            "{name}: {audio} audio bytes decoded of the track's {track}\n{context}"
+        );
+    }
+}

@@ -10,12 +10,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::browser::{CHROMIUM, check_tools, mime_of, run_driver};
 use common::serve::{Service, TOKEN, config};
 use common::{Probe, Video, check_structure, ffmpeg, run, s};
 use serde_json::{Value, json};
@@ -25,8 +24,6 @@ const FPS: u32 = 25;
 const FRAME: f64 = 1.0 / FPS as f64;
 /// Blocks in the frame-number barcode (10 bits: 1024 frames, 41 s; the sources last 10 s).
 const BITS: u32 = 10;
-const CHROMIUM: &str = "/usr/bin/chromium";
-const DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
 #[test]
 fn chromium_plays_times_and_seeks_clips_from_the_api() {
@@ -91,20 +88,6 @@ fn chromium_plays_times_and_seeks_clips_from_the_api() {
             clips[1].judge_unsupported(h265, &context)
         );
     }
-}
-
-/// What the test needs besides cargo's own: Chromium and the driver's packages.
-fn check_tools() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run scripts/deps.sh (installs Debian's chromium)"
-    );
-    assert!(
-        Path::new(DRIVER)
-            .join("node_modules/playwright-core")
-            .exists(),
-        "{DRIVER}/node_modules is missing: run scripts/deps.sh (npm ci there)"
-    );
 }
 
 /// A 10 s 320x240 MP4 with AAC whose top quarter is a barcode of the frame number N (block
@@ -431,99 +414,4 @@ fn decode_barcodes(path: &Path) -> Vec<(f64, u32)> {
         .collect();
     assert_eq!(times.len(), numbers.len(), "ffprobe's frames vs ffmpeg's");
     times.into_iter().zip(numbers).collect()
-}
-
-/// The MIME type with the RFC 6381 codecs of the clip's sample entries.
-fn mime_of(moov: &mp4_atom::Moov) -> String {
-    use mp4_atom::Codec;
-    let hevc = |tag: &str, c: &mp4_atom::Hvcc| {
-        // Profile, compatibility flags in reverse bit order, tier and level, constraint
-        // bytes without trailing zeros (ISO/IEC 14496-15 annex E).
-        let compat = u32::from_be_bytes(c.general_profile_compatibility_flags).reverse_bits();
-        let mut s = format!(
-            "{tag}.{}{}.{compat:X}.{}{}",
-            ["", "A", "B", "C"][usize::from(c.general_profile_space & 3)],
-            c.general_profile_idc,
-            if c.general_tier_flag { 'H' } else { 'L' },
-            c.general_level_idc
-        );
-        let flags = &c.general_constraint_indicator_flags;
-        let used = flags.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        for b in &flags[..used] {
-            s += &format!(".{b:X}");
-        }
-        s
-    };
-    let codecs: Vec<String> = moov
-        .trak
-        .iter()
-        .flat_map(|t| &t.mdia.minf.stbl.stsd.codecs)
-        .map(|codec| match codec {
-            Codec::Avc1(a) => format!(
-                "avc1.{:02x}{:02x}{:02x}",
-                a.avcc.avc_profile_indication,
-                a.avcc.profile_compatibility,
-                a.avcc.avc_level_indication
-            ),
-            Codec::Hvc1(h) => hevc("hvc1", &h.hvcc),
-            Codec::Hev1(h) => hevc("hev1", &h.hvcc),
-            Codec::Mp4a(m) => {
-                let dc = &m.esds.es_desc.dec_config;
-                let object = dc.dec_specific.as_ref().map_or(2, |d| d.profile);
-                format!("mp4a.{:x}.{object}", dc.object_type_indication)
-            }
-            other => panic!("unexpected sample entry {other:?}"),
-        })
-        .collect();
-    format!("video/mp4; codecs=\"{}\"", codecs.join(", "))
-}
-
-/// Runs the driver with a time limit; returns its JSON report and its stderr.
-fn run_driver(job: &Value) -> (Value, String) {
-    let mut child = Command::new("node")
-        .arg(Path::new(DRIVER).join("play.mjs"))
-        .arg(job.to_string())
-        .current_dir(DRIVER)
-        // playwright copies Chromium's stdout and stderr to ours under this debug name.
-        .env("DEBUG", "pw:browser")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (installed with the machine; scripts/deps.sh otherwise)");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the browser driver ran over 120 s; stderr:\n{}",
-                err.join().unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
-    let report = serde_json::from_str(out.trim()).unwrap_or_else(|e| {
-        panic!("the driver ({status}) printed no report ({e}): {out}\nstderr:\n{err}")
-    });
-    (report, err)
 }

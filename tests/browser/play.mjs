@@ -9,7 +9,15 @@
 // and size; real-time playback from 0, then to the end at 4x; then each seek in `seeks`: the
 // frames presented after it (requestVideoFrameCallback's mediaTime) and the pixels of the
 // frame shown (the `bits`-block barcode in the top eighth of the picture, read as luma, and
-// the luma spread below it); any MediaError. Chromium's console goes in `console`.
+// the luma spread below it) and videoWidth/videoHeight then (`video_width`,
+// `video_height`: a clip whose resolution changes shows the size of the frame on screen);
+// any MediaError. Chromium's console goes in `console`.
+//
+// Also per clip: `can_play_types`, canPlayType of each MIME type in the clip's optional
+// `types` (e.g. 'audio/mp4; codecs="flac"'); `audio_decoded_bytes` and
+// `video_decoded_bytes`, Chromium's webkitAudioDecodedByteCount and
+// webkitVideoDecodedByteCount when the probe ends (null where the browser has none; audio
+// is decoded while the element is muted too).
 import { chromium } from 'playwright-core';
 
 const job = JSON.parse(process.argv[2]);
@@ -28,10 +36,11 @@ const ARGS = [
 
 // Runs inside the page, once per clip. Every wait is bounded and returns what it got, so a
 // failure still reports the element's state and its MediaError.
-async function probe({ path, mime, seeks, bits }) {
+async function probe({ path, mime, seeks, bits, types }) {
   const out = { events: [] };
   const v = document.createElement('video');
   out.can_play_type = v.canPlayType(mime);
+  out.can_play_types = Object.fromEntries((types ?? []).map((t) => [t, v.canPlayType(t)]));
   out.mse_supported = typeof MediaSource !== 'undefined' && MediaSource.isTypeSupported(mime);
   v.muted = true; // autoplay without a user gesture is allowed only when muted
   v.preload = 'auto';
@@ -53,6 +62,8 @@ async function probe({ path, mime, seeks, bits }) {
     out.error = error();
     const q = v.getVideoPlaybackQuality();
     out.quality = { total_video_frames: q.totalVideoFrames, dropped_video_frames: q.droppedVideoFrames };
+    out.audio_decoded_bytes = v.webkitAudioDecodedByteCount ?? null;
+    out.video_decoded_bytes = v.webkitVideoDecodedByteCount ?? null;
     return out;
   };
 
@@ -113,6 +124,8 @@ async function probe({ path, mime, seeks, bits }) {
     res.presented = frames.map((f) => f.mediaTime);
     const shown = frames[frames.length - 1];
     res.media_time = shown ? shown.mediaTime : null;
+    res.video_width = v.videoWidth;
+    res.video_height = v.videoHeight;
     Object.assign(res, readFrame());
     return res;
   }

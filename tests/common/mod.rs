@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: real media made by ffmpeg, checked by ffprobe,
 //! ffmpeg's decoder and an MP4 parser written independently of ours (mp4-atom).
 #![allow(dead_code)]
+pub mod browser;
 pub mod rtsp;
 pub mod serve;
 

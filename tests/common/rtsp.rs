@@ -1,6 +1,6 @@
 //! A real RTSP server for the tests: GStreamer's gst-rtsp-server, run by
 //! `tests/support/rtsp_server.py` as a child process (see that script for the mount specs:
-//! `live:h264+aac`, `live:h264`, `live:h264b+aac`, `live:h265+aac`, `live:h265`, audio
+//! `live:h264+aac`, `live:h264`, `live:h264@1280x720` (any size), `live:h264b+aac`, `live:h265+aac`, `live:h265`, audio
 //! variants such as `live:h264+pcmu`, `live:h264+l16/16000/2`, `live:h264+aac/8000/1`,
 //! `file:/abs/path.mp4`, `file-loop:/abs/path.mp4`).
 //!
@@ -199,6 +199,17 @@ impl RtspServer {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// [`RtspServer::restart`] with other mounts: the same port and auth, so clients
+    /// reconnect to the same URLs and find, say, a mount of the same name at another
+    /// resolution (`live:h264@1280x720`), as with a camera reconfigured across a reboot.
+    pub fn restart_with(&mut self, mounts: &[(&str, &str)]) -> io::Result<()> {
+        self.mounts = mounts
+            .iter()
+            .map(|&(name, spec)| (name.to_owned(), spec.to_owned()))
+            .collect();
+        self.restart()
     }
 
     fn signal(&self, signal: &str) {

@@ -9,11 +9,15 @@ Run it with Debian's /usr/bin/python3: that is the interpreter python3-gi is ins
 
 SPEC is one of
 
-    live:VIDEO[+AUDIO]      a live test pattern, 640x360 at 25 fps, 1 s GOP, optional
+    live:VIDEO[@WxH][+AUDIO]
+                            a live test pattern, 640x360 (or WxH, e.g.
+                            `live:h264@1280x720+aac`) at 25 fps, 1 s GOP, optional
                             audio. VIDEO is h264 (High, no B-frames), h264b (High with
                             2 B-frames), h265 (Main, no B-frames) or h265b (Main with
                             2 B-frames). One encoder per mount, shared by all its
-                            clients, as with a camera.
+                            clients, as with a camera. (A camera that changes its
+                            resolution is a server restarted on the same port with the
+                            same mount name at another size.)
 
 AUDIO is CODEC[/RATE[/CHANNELS]], written like an SDP rtpmap (`l16/16000/2`):
 
@@ -38,6 +42,10 @@ of a mount get the same packets: the pipeline is shared.)
 Any SPEC may end in `?drop-every=N`: about one video RTP packet in N is thrown away after
 the payloader has numbered it, so clients see sequence gaps, as on a lossy network. (A
 payloader that pushes a frame's packets as one list loses the whole list.)
+
+A live SPEC may end in `?params=sdp` (after drop-every, joined by `&`): the video's
+parameter sets (SPS/PPS, VPS) are only in the SDP, never in-band before keyframes, as some
+cameras send them (h264 and h264b; the H.265 encoder repeats them itself).
 
 It binds 127.0.0.1 only (port 0 picks a free one), serves RTP over TCP (interleaved) and
 UDP, prints exactly one line `READY rtsp://127.0.0.1:PORT` on stdout once it accepts
@@ -74,42 +82,55 @@ WIDTH, HEIGHT, FPS = 640, 360, 25
 #   rtph264pay then repeats SPS/PPS before every slice of a keyframe, which makes ffmpeg
 #   split that keyframe into two access units with the same timestamp.
 # - config-interval=-1: SPS/PPS (and VPS) in-band before every keyframe, as most cameras
-#   send them, besides the copy in the SDP.
+#   send them, besides the copy in the SDP. `?params=sdp` makes that 0 and also stops x264
+#   from repeating them (repeat-headers=0): the SDP then has the only copy.
 # - B-frames (h264b, h265b) are what make decode order differ from presentation order;
 #   b-adapt off puts both B-frames in every GOP, a short lookahead keeps the delay small.
 LIVE_VIDEO = {
     "h264": (
         f"x264enc speed-preset=veryfast tune=zerolatency key-int-max={FPS} bitrate=1000"
-        " sliced-threads=false option-string=scenecut=0"
+        " sliced-threads=false option-string=scenecut=0{repeat}"
         " ! video/x-h264,profile=high"
-        " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+        " ! rtph264pay name=pay0 pt=96 config-interval={interval}"
     ),
     "h264b": (
         f"x264enc speed-preset=veryfast key-int-max={FPS} bitrate=1000"
-        " bframes=2 b-adapt=false rc-lookahead=5 sync-lookahead=0 option-string=scenecut=0"
+        " bframes=2 b-adapt=false rc-lookahead=5 sync-lookahead=0 option-string=scenecut=0{repeat}"
         " ! video/x-h264,profile=high"
-        " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+        " ! rtph264pay name=pay0 pt=96 config-interval={interval}"
     ),
     "h265": (
         f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={FPS} bitrate=800"
         " option-string=scenecut=0"
         " ! video/x-h265,profile=main"
-        " ! rtph265pay name=pay0 pt=96 config-interval=-1"
+        " ! rtph265pay name=pay0 pt=96 config-interval={interval}"
     ),
     "h265b": (
         f"x265enc speed-preset=ultrafast key-int-max={FPS} bitrate=800"
         " option-string=bframes=2:b-adapt=0:rc-lookahead=5:scenecut=0"
         " ! video/x-h265,profile=main"
-        " ! rtph265pay name=pay0 pt=96 config-interval=-1"
+        " ! rtph265pay name=pay0 pt=96 config-interval={interval}"
     ),
 }
 
 # A moving picture (the SMPTE bars scroll sideways), so consecutive frames differ and the
 # encoder produces real P/B-frames rather than empty skips.
-LIVE_VIDEO_SOURCE = (
-    "videotestsrc is-live=true pattern=smpte horizontal-speed=4"
-    f" ! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={FPS}/1"
-)
+def live_video_source(width, height):
+    return (
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4"
+        f" ! video/x-raw,format=I420,width={width},height={height},framerate={FPS}/1"
+    )
+
+
+def video_size(size):
+    """(width, height) of a live mount's `@WxH` option (even sizes, as 4:2:0 needs)."""
+    w, sep, h = size.partition("x")
+    if not sep or not w.isdigit() or not h.isdigit():
+        raise SpecError(f"bad size {size!r}: want WxH, e.g. 1280x720")
+    w, h = int(w), int(h)
+    if not (16 <= w <= 3840 and 16 <= h <= 2160) or w % 2 or h % 2:
+        raise SpecError(f"size {size!r}: want even sizes from 16x16 to 3840x2160")
+    return w, h
 
 # Live audio variants: (default rate, allowed channel counts, launch line template). Each
 # ends in payloader pay1. {rate} and {channels} are filled in; {pt} is the static payload
@@ -191,15 +212,21 @@ class SpecError(Exception):
     pass
 
 
-def live_launch(spec):
-    """The launch line of a live:VIDEO[+AUDIO] mount."""
+def live_launch(spec, inband=True):
+    """The launch line of a live:VIDEO[@WxH][+AUDIO] mount; `inband` False keeps the
+    parameter sets out of the stream (SDP only)."""
     video, _, audio = spec.partition("+")
+    video, at, size = video.partition("@")
     if video not in LIVE_VIDEO:
         raise SpecError(
-            f"unknown live spec {spec!r}: want VIDEO[+AUDIO], VIDEO one of "
+            f"unknown live spec {spec!r}: want VIDEO[@WxH][+AUDIO], VIDEO one of "
             + ", ".join(LIVE_VIDEO)
         )
-    parts = [f"{LIVE_VIDEO_SOURCE} ! {LIVE_VIDEO[video]}"]
+    width, height = video_size(size) if at else (WIDTH, HEIGHT)
+    encode = LIVE_VIDEO[video].format(
+        interval=-1 if inband else 0, repeat="" if inband else ":repeat-headers=0"
+    )
+    parts = [f"{live_video_source(width, height)} ! {encode}"]
     if audio:
         parts.append(audio_launch(audio))
     return "( " + " ".join(parts) + " )"
@@ -404,15 +431,22 @@ def drop_packets(every):
 def make_factory(spec):
     spec, _, query = spec.partition("?")
     drop_every = None
-    if query:
-        key, _, value = query.partition("=")
-        if key != "drop-every" or not value.isdigit() or int(value) < 2:
-            raise SpecError(f"unknown option {query!r} in {spec!r}: want drop-every=N, N >= 2")
-        drop_every = int(value)
+    inband = True
+    for option in query.split("&") if query else []:
+        key, _, value = option.partition("=")
+        if key == "drop-every" and value.isdigit() and int(value) >= 2:
+            drop_every = int(value)
+        elif key == "params" and value == "sdp" and spec.startswith("live:"):
+            inband = False
+        else:
+            raise SpecError(
+                f"unknown option {option!r} in {spec!r}: want drop-every=N (N >= 2)"
+                " or, for live mounts, params=sdp"
+            )
     kind, _, arg = spec.partition(":")
     factory = GstRtspServer.RTSPMediaFactory()
     if kind == "live":
-        factory.set_launch(live_launch(arg))
+        factory.set_launch(live_launch(arg, inband))
         # One encoder per mount, whatever the number of clients: that is a camera, and it
         # keeps the CPU cost of a mount fixed.
         factory.set_shared(True)
