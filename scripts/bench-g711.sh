@@ -42,12 +42,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-watch_leg() { # name: preroll watch of the current urls -> "cpu_s rss_kb frames reconnects lost"
+watch_leg() { # name: preroll watch of the current urls -> "cpu_s rss_kb frames reconnects+lost+dropped"
   /usr/bin/time -f "%e %U %S %M" -o "$dir/time-g711-$1.txt" \
     "$bin" watch "${urls[@]}" --seconds "$secs" --ring-seconds 10 --every 0 > "$dir/watch-g711-$1.txt"
   read -r _ u s m < <(tail -1 "$dir/time-g711-$1.txt")
   awk -v u="$u" -v s="$s" -v m="$m" '
-    { for (i = 1; i < NF; i++) { if ($(i + 1) == "frames,") f += $i; if ($(i + 1) == "reconnects,") r += $i } }
+    { for (i = 1; i < NF; i++) { if ($(i + 1) == "frames,") f += $i; if ($(i + 1) ~ /^(reconnects|lost|dropped)/) r += $i } }
     END { print u + s, m, f, r }' "$dir/watch-g711-$1.txt"
 }
 
@@ -87,6 +87,6 @@ awk -v n="$n" -v secs="$secs" -v codec="$codec" -v pc="$p_cpu" -v pr="$p_rss" -v
   printf "  %-40s %13.3f %12.3f %14.1f\n", "preroll watch, same video + AAC", ac / n, 100 * ac / n / secs, ar / 1024 / n
   printf "  preroll (%s) CPU per stream = 1/%.1f of ffmpeg'\''s (target: 1/8 or less)\n", codec, fc / pc
   printf "  the FLAC path: %+.3f s CPU per stream over the AAC input (%+.3f %% of a core)\n", (pc - ac) / n, 100 * (pc - ac) / n / secs
-  printf "  preroll: %d frames, %d reconnects (%s); %d frames, %d reconnects (AAC); ffmpeg audio out: %s\n", pf, prec, codec, af, arec, fa
+  printf "  preroll: %d frames, %d reconnects + lost packets + dropped (%s); %d frames, %d (AAC); ffmpeg audio out: %s\n", pf, prec, codec, af, arec, fa
 }'
 echo "($(nproc) cores, kernel $(uname -r), load at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
