@@ -12,6 +12,7 @@
 #
 #   scripts/bench-g711.sh                       # N=4, BENCH_SECONDS=60, CODEC=pcmu
 #   N=8 CODEC=pcma scripts/bench-g711.sh
+#   BASE_BIN=/path/to/older/preroll scripts/bench-g711.sh   # adds that build on the G.711 streams
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -42,9 +43,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-watch_leg() { # name: preroll watch of the current urls -> "cpu_s rss_kb frames reconnects+lost+dropped"
+watch_leg() { # name [binary]: preroll watch of the current urls -> "cpu_s rss_kb frames reconnects+lost+dropped"
   /usr/bin/time -f "%e %U %S %M" -o "$dir/time-g711-$1.txt" \
-    "$bin" watch "${urls[@]}" --seconds "$secs" --ring-seconds 10 --every 0 > "$dir/watch-g711-$1.txt"
+    "${2:-$bin}" watch "${urls[@]}" --seconds "$secs" --ring-seconds 10 --every 0 > "$dir/watch-g711-$1.txt"
   read -r _ u s m < <(tail -1 "$dir/time-g711-$1.txt")
   awk -v u="$u" -v s="$s" -v m="$m" '
     { for (i = 1; i < NF; i++) { if ($(i + 1) == "frames,") f += $i; if ($(i + 1) ~ /^(reconnects|lost|dropped)/) r += $i } }
@@ -72,6 +73,8 @@ for i in $(seq "$n"); do
   f_rss=$(awk -v a="$f_rss" -v m="$m" 'BEGIN { print a + m }')
 done
 f_audio=$(ffprobe -v error -select_streams a -show_entries stream=codec_name -of csv=p=0 "$out/cam1-00001.mp4" || echo none)
+b_cpu=0
+if [ -n "${BASE_BIN:-}" ]; then read -r b_cpu _ < <(watch_leg base "$BASE_BIN"); fi
 kill "$server_pid"; wait "$server_pid" || true
 
 start_rtsp_server "$n" "$aac_src" "$dir"
@@ -79,12 +82,13 @@ read -r a_cpu a_rss a_frames a_rec < <(watch_leg aac)
 kill "$server_pid"; wait "$server_pid" || true
 
 awk -v n="$n" -v secs="$secs" -v codec="$codec" -v pc="$p_cpu" -v pr="$p_rss" -v pf="$p_frames" -v prec="$p_rec" \
-    -v fc="$f_cpu" -v fr="$f_rss" -v fa="$f_audio" -v ac="$a_cpu" -v ar="$a_rss" -v af="$a_frames" -v arec="$a_rec" 'BEGIN {
+    -v bc="$b_cpu" -v fc="$f_cpu" -v fr="$f_rss" -v fa="$f_audio" -v ac="$a_cpu" -v ar="$a_rss" -v af="$a_frames" -v arec="$a_rec" 'BEGIN {
   printf "%d streams of 1080p25 H.264 (4 Mb/s) + %s 8 kHz mono, %d s each, 10 s ring (RSS: preroll peak / N)\n", n, codec, secs
   printf "  %-40s %13s %12s %14s\n", "", "CPU s/stream", "% of a core", "RSS MB/strm"
   printf "  %-40s %13.3f %12.3f %14.1f\n", "preroll watch (" codec " -> FLAC)", pc / n, 100 * pc / n / secs, pr / 1024 / n
   printf "  %-40s %13.3f %12.3f %14.1f\n", "ffmpeg -c:v copy -c:a aac (1 per stream)", fc / n, 100 * fc / n / secs, fr / 1024 / n
   printf "  %-40s %13.3f %12.3f %14.1f\n", "preroll watch, same video + AAC", ac / n, 100 * ac / n / secs, ar / 1024 / n
+  if (bc > 0) printf "  %-40s %13.3f %12.3f\n", "BASE_BIN watch (" codec " -> FLAC)", bc / n, 100 * bc / n / secs
   printf "  preroll (%s) CPU per stream = 1/%.1f of ffmpeg'\''s (target: 1/8 or less)\n", codec, fc / pc
   printf "  the FLAC path: %+.3f s CPU per stream over the AAC input (%+.3f %% of a core)\n", (pc - ac) / n, 100 * (pc - ac) / n / secs
   printf "  preroll: %d frames, %d reconnects + lost packets + dropped (%s); %d frames, %d (AAC); ffmpeg audio out: %s\n", pf, prec, codec, af, arec, fa
