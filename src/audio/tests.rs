@@ -324,7 +324,10 @@ fn picking_the_order_costs_little_against_trying_every_order() {
             let header = encode_frame(f, first, &[0; 160]).unwrap().len() - 5;
             let samples: Vec<i32> = packet.iter().map(|&s| i32::from(s)).collect();
             let optimal = header + (8 + best_subframe_bits(&samples)).div_ceil(8) as usize + 2;
-            assert!(frame.len() >= optimal, "{name}: packet {i} beat the optimum");
+            assert!(
+                frame.len() >= optimal,
+                "{name}: packet {i} beat the optimum"
+            );
             ours += frame.len();
             best += optimal;
         }
