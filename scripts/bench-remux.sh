@@ -4,6 +4,7 @@
 #
 #   scripts/bench-remux.sh            # input cached in target/bench (made on first run)
 #   BENCH_RUNS=5 BENCH_DIR=/data scripts/bench-remux.sh
+#   BASE_BIN=/path/to/older/preroll scripts/bench-remux.sh   # adds that build as "preroll-base"
 #
 # Each tool runs BENCH_RUNS times (default 5) on a warm page cache; the median is reported.
 # "+fsync" rows add an fsync of the output to cat and ffmpeg, because preroll fsyncs its clip
@@ -64,6 +65,7 @@ table() { # results file
 run_all() { # output directory
   out="$1/bench-out.mp4"
   measure preroll "$bin" remux "$hls" -o "$out"
+  if [ -n "${BASE_BIN:-}" ]; then measure preroll-base "$BASE_BIN" remux "$hls" -o "$out"; fi
   measure cat sh -c 'cat "$@" > '"$out" sh "${files[@]}"
   measure cat+fsync sh -c 'cat "$@" > '"$out"' && sync '"$out" sh "${files[@]}"
   measure ffmpeg ffmpeg -nostdin -v error -i "$hls/index.m3u8" -c copy -f mp4 "$out"

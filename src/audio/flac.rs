@@ -1,7 +1,7 @@
 //! A lossless FLAC encoder for 16-bit PCM (RFC 9639), written for camera audio: one frame per
 //! network packet, so every frame has a variable-blocksize header carrying the number of its
-//! first sample. Subframes are CONSTANT, FIXED (order 0–4) or VERBATIM, whichever is
-//! smallest; channels are coded independently.
+//! first sample. Subframes are CONSTANT, FIXED (order 0–4, chosen by residual magnitude) or
+//! VERBATIM, whichever is smaller; channels are coded independently.
 
 use super::bits::{BitWriter, crc8, crc16};
 use super::rice;
@@ -213,7 +213,8 @@ struct Scratch {
     residuals: [Vec<i32>; 5],
 }
 
-/// Encodes one channel's subframe, choosing the smallest of CONSTANT, FIXED 0–4, VERBATIM.
+/// Encodes one channel's subframe: CONSTANT if it is, else FIXED of the order
+/// [`fixed_order`] picks, or VERBATIM if that would be smaller.
 fn subframe(w: &mut BitWriter, samples: &[i32], scratch: &mut Scratch) {
     let n = samples.len();
     let first = samples[0];
@@ -224,39 +225,39 @@ fn subframe(w: &mut BitWriter, samples: &[i32], scratch: &mut Scratch) {
         return;
     }
     let verbatim_bits = n as u64 * u64::from(BITS_PER_SAMPLE);
-    let mut best: Option<(usize, rice::Plan)> = None;
     fixed_residuals(samples, &mut scratch.residuals);
-    for order in 0..=4usize {
-        if n <= order {
-            break;
+    let order = fixed_order(&scratch.residuals, n);
+    let plan = rice::plan(&scratch.residuals[order], n, order);
+    if (order as u64 * u64::from(BITS_PER_SAMPLE)).saturating_add(plan.bits) < verbatim_bits {
+        w.bits(((0b001000 | order) << 1) as u32, 8);
+        for &s in &samples[..order] {
+            w.signed(s, BITS_PER_SAMPLE);
         }
-        let plan = rice::plan(&scratch.residuals[order], n, order);
-        let bits = (order as u64 * u64::from(BITS_PER_SAMPLE)).saturating_add(plan.bits);
-        let better = best
-            .as_ref()
-            .is_none_or(|(o, p)| bits < *o as u64 * u64::from(BITS_PER_SAMPLE) + p.bits);
-        if better {
-            best = Some((order, plan));
-        }
-    }
-    match best {
-        Some((order, plan))
-            if (order as u64 * u64::from(BITS_PER_SAMPLE)).saturating_add(plan.bits)
-                < verbatim_bits =>
-        {
-            w.bits(((0b001000 | order) << 1) as u32, 8);
-            for &s in &samples[..order] {
-                w.signed(s, BITS_PER_SAMPLE);
-            }
-            rice::write(w, &scratch.residuals[order], &plan);
-        }
-        _ => {
-            w.bits(0b000001 << 1, 8);
-            for &s in samples {
-                w.signed(s, BITS_PER_SAMPLE);
-            }
+        rice::write(w, &scratch.residuals[order], &plan);
+    } else {
+        w.bits(0b000001 << 1, 8);
+        for &s in samples {
+            w.signed(s, BITS_PER_SAMPLE);
         }
     }
+}
+
+/// The fixed predictor order (0–4, below `n`) whose residuals are smallest in magnitude,
+/// compared over the samples every candidate predicts; the lowest order on a tie. Rice codes
+/// grow with the magnitude of what they code, so this is nearly always the order whose coding
+/// is smallest, and libFLAC chooses fixed predictors the same way. Planning the Rice
+/// partitions of that order alone, rather than of all five, is most of the encoder's work
+/// saved (BENCHMARKS.md, "G.711 ingest").
+fn fixed_order(residuals: &[Vec<i32>; 5], n: usize) -> usize {
+    let max = (n - 1).min(4);
+    (0..=max)
+        .min_by_key(|&o| {
+            residuals[o][max - o..]
+                .iter()
+                .map(|&r| u64::from(r.unsigned_abs()))
+                .sum::<u64>()
+        })
+        .unwrap_or(0)
 }
 
 /// Residuals of the fixed predictors of order 0–4: `out[k]` holds the k-th differences,

@@ -35,8 +35,10 @@ The G.711 and L16 variants send pink noise rather than a sine: any stretch of a 
 hundred samples then occurs once in a stream, so a test can find where a recording's
 audio lies in another client's capture and compare them sample for sample. (Two clients
 of a mount get the same packets: the pipeline is shared.)
-    file:/abs/path.mp4      an existing MP4 (H.264 or H.265, optional AAC) sent as it is,
-                            paced in real time, once; every client gets it from the start.
+    file:/abs/path.mp4      an existing MP4 or MOV (H.264 or H.265; optional AAC, or G.711
+                            µ-law/A-law at 8000 Hz mono as `ulaw`/`alaw` in a MOV) sent as
+                            it is, paced in real time, once; every client gets it from the
+                            start.
     file-loop:/abs/path.mp4 the same, looped forever with continuous timestamps.
 
 Any SPEC may end in `?drop-every=N`: about one video RTP packet in N is thrown away after
@@ -205,7 +207,12 @@ FILE_VIDEO = {
     "H.264": "h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
     "H.265": "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1",
 }
-FILE_AUDIO = "aacparse ! rtpmp4gpay name=pay1 pt=97"
+FILE_AUDIO = {
+    "aac": "aacparse ! rtpmp4gpay name=pay1 pt=97",
+    # 20 ms packets, as cameras (and the live mounts) send G.711.
+    "pcmu": "rtppcmupay name=pay1 pt=0 min-ptime=20000000 max-ptime=20000000",
+    "pcma": "rtppcmapay name=pay1 pt=8 min-ptime=20000000 max-ptime=20000000",
+}
 
 
 class SpecError(Exception):
@@ -233,7 +240,7 @@ def live_launch(spec, inband=True):
 
 
 def probe_file(path):
-    """(video codec name, has AAC audio) of an MP4, found by GStreamer's own discoverer so a
+    """(video codec name, audio kind in FILE_AUDIO or None) of an MP4, found by GStreamer's own discoverer so a
     file the server cannot demux is refused before READY, not when a client connects."""
     if not path.startswith("/"):
         raise SpecError(f"file mounts need an absolute path, got {path!r}")
@@ -253,24 +260,30 @@ def probe_file(path):
     codec = next((c for c in FILE_VIDEO if video.startswith(c)), None)
     if codec is None:
         raise SpecError(f"{path}: video is {video}, want H.264 or H.265")
-    aac = any(
-        a.get_caps().get_structure(0).get_name() == "audio/mpeg"
-        and a.get_caps().get_structure(0).get_value("mpegversion") in (2, 4)
-        for a in info.get_audio_streams()
-    )
-    return codec, aac
+    audio = None
+    for a in info.get_audio_streams():
+        s = a.get_caps().get_structure(0)
+        if s.get_name() == "audio/mpeg" and s.get_value("mpegversion") in (2, 4):
+            audio = "aac"
+        elif s.get_name() in ("audio/x-mulaw", "audio/x-alaw"):
+            if (s.get_value("rate"), s.get_value("channels")) != (8000, 1):
+                raise SpecError(f"{path}: G.711 must be 8000 Hz mono for payload types 0/8")
+            audio = "pcmu" if s.get_name() == "audio/x-mulaw" else "pcma"
+        if audio:
+            break
+    return codec, audio
 
 
 def file_launch(path):
     """The launch line of a file mount: demux and payload, no decoding or encoding."""
-    codec, aac = probe_file(path)
+    codec, audio = probe_file(path)
     location = path.replace("\\", "\\\\").replace('"', '\\"')
     parts = [
         f'filesrc location="{location}" ! qtdemux name=demux',
         f"demux.video_0 ! queue ! {FILE_VIDEO[codec]}",
     ]
-    if aac:
-        parts.append(f"demux.audio_0 ! queue ! {FILE_AUDIO}")
+    if audio:
+        parts.append(f"demux.audio_0 ! queue ! {FILE_AUDIO[audio]}")
     return "( " + " ".join(parts) + " )"
 
 
