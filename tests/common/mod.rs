@@ -209,6 +209,8 @@ pub struct Stream {
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub rotation: Option<i64>,
+    /// ffprobe's `start_time` (seconds): where presentation starts after the edit list.
+    pub start_time: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +261,7 @@ impl Probe {
                     width: s["width"].as_i64(),
                     height: s["height"].as_i64(),
                     rotation,
+                    start_time: s["start_time"].as_str().and_then(|t| t.parse().ok()),
                 }
             })
             .collect();
