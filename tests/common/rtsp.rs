@@ -2,7 +2,8 @@
 //! `tests/support/rtsp_server.py` as a child process (see that script for the mount specs:
 //! `live:h264+aac`, `live:h264`, `live:h264@1280x720` (any size), `live:h264b+aac`, `live:h265+aac`, `live:h265`, audio
 //! variants such as `live:h264+pcmu`, `live:h264+l16/16000/2`, `live:h264+aac/8000/1`,
-//! `file:/abs/path.mp4`, `file-loop:/abs/path.mp4`).
+//! `file:/abs/path.mp4`, `file-loop:/abs/path.mp4`; options such as `live:h264?gop=250` for a
+//! 10 s GOP, `?drop-every=N`, `?params=sdp`, joined by `&`).
 //!
 //! The process is the camera: [`RtspServer::pause`] (SIGSTOP) makes it stall with its
 //! connections open, [`RtspServer::kick`] (SIGUSR1) closes them and keeps serving,

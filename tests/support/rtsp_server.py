@@ -11,7 +11,7 @@ SPEC is one of
 
     live:VIDEO[@WxH][+AUDIO]
                             a live test pattern, 640x360 (or WxH, e.g.
-                            `live:h264@1280x720+aac`) at 25 fps, 1 s GOP, optional
+                            `live:h264@1280x720+aac`) at 25 fps, 1 s GOP (see `?gop=N`), optional
                             audio. VIDEO is h264 (High, no B-frames), h264b (High with
                             2 B-frames), h265 (Main, no B-frames) or h265b (Main with
                             2 B-frames). One encoder per mount, shared by all its
@@ -49,6 +49,11 @@ A live SPEC may end in `?params=sdp` (after drop-every, joined by `&`): the vide
 parameter sets (SPS/PPS, VPS) are only in the SDP, never in-band before keyframes, as some
 cameras send them (h264 and h264b; the H.265 encoder repeats them itself).
 
+A live SPEC may also end in `?gop=N` (joined to the other options by `&`, e.g.
+`live:h264?gop=250&drop-every=50`): a keyframe every N frames (1 to 3000) instead of every
+25, i.e. a GOP of N/25 s. `gop=250` is a 10 s GOP, as cameras with long GOPs have (the
+stream then carries no keyframe for 10 s; the encoder sets no scene cuts).
+
 It binds 127.0.0.1 only (port 0 picks a free one), serves RTP over TCP (interleaved) and
 UDP, prints exactly one line `READY rtsp://127.0.0.1:PORT` on stdout once it accepts
 connections, and exits with status 0 on SIGTERM or SIGINT. Errors go to stderr.
@@ -74,7 +79,8 @@ WIDTH, HEIGHT, FPS = 640, 360, 25
 
 # Video encoders for live mounts; each ends in payloader pay0.
 #
-# - key-int-max=FPS with scenecut=0: a fixed 1 s GOP, as cameras have. (Without scenecut=0,
+# - key-int-max={gop} (FPS, or the mount's `?gop=N`) with scenecut=0: a fixed GOP, 1 s by
+#   default, as cameras have. (Without scenecut=0,
 #   x264 without lookahead took the scrolling pattern for scene cuts and put an IDR every
 #   8 frames or so.)
 # - tune=zerolatency: the encoder holds no frames back (no lookahead, no frame threads), so
@@ -90,25 +96,25 @@ WIDTH, HEIGHT, FPS = 640, 360, 25
 #   b-adapt off puts both B-frames in every GOP, a short lookahead keeps the delay small.
 LIVE_VIDEO = {
     "h264": (
-        f"x264enc speed-preset=veryfast tune=zerolatency key-int-max={FPS} bitrate=1000"
+        "x264enc speed-preset=veryfast tune=zerolatency key-int-max={gop} bitrate=1000"
         " sliced-threads=false option-string=scenecut=0{repeat}"
         " ! video/x-h264,profile=high"
         " ! rtph264pay name=pay0 pt=96 config-interval={interval}"
     ),
     "h264b": (
-        f"x264enc speed-preset=veryfast key-int-max={FPS} bitrate=1000"
+        "x264enc speed-preset=veryfast key-int-max={gop} bitrate=1000"
         " bframes=2 b-adapt=false rc-lookahead=5 sync-lookahead=0 option-string=scenecut=0{repeat}"
         " ! video/x-h264,profile=high"
         " ! rtph264pay name=pay0 pt=96 config-interval={interval}"
     ),
     "h265": (
-        f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={FPS} bitrate=800"
+        "x265enc speed-preset=ultrafast tune=zerolatency key-int-max={gop} bitrate=800"
         " option-string=scenecut=0"
         " ! video/x-h265,profile=main"
         " ! rtph265pay name=pay0 pt=96 config-interval={interval}"
     ),
     "h265b": (
-        f"x265enc speed-preset=ultrafast key-int-max={FPS} bitrate=800"
+        "x265enc speed-preset=ultrafast key-int-max={gop} bitrate=800"
         " option-string=bframes=2:b-adapt=0:rc-lookahead=5:scenecut=0"
         " ! video/x-h265,profile=main"
         " ! rtph265pay name=pay0 pt=96 config-interval={interval}"
@@ -219,9 +225,9 @@ class SpecError(Exception):
     pass
 
 
-def live_launch(spec, inband=True):
+def live_launch(spec, inband=True, gop=FPS):
     """The launch line of a live:VIDEO[@WxH][+AUDIO] mount; `inband` False keeps the
-    parameter sets out of the stream (SDP only)."""
+    parameter sets out of the stream (SDP only); `gop` is the keyframe interval in frames."""
     video, _, audio = spec.partition("+")
     video, at, size = video.partition("@")
     if video not in LIVE_VIDEO:
@@ -231,7 +237,7 @@ def live_launch(spec, inband=True):
         )
     width, height = video_size(size) if at else (WIDTH, HEIGHT)
     encode = LIVE_VIDEO[video].format(
-        interval=-1 if inband else 0, repeat="" if inband else ":repeat-headers=0"
+        interval=-1 if inband else 0, repeat="" if inband else ":repeat-headers=0", gop=gop
     )
     parts = [f"{live_video_source(width, height)} ! {encode}"]
     if audio:
@@ -445,21 +451,24 @@ def make_factory(spec):
     spec, _, query = spec.partition("?")
     drop_every = None
     inband = True
+    gop = FPS
     for option in query.split("&") if query else []:
         key, _, value = option.partition("=")
         if key == "drop-every" and value.isdigit() and int(value) >= 2:
             drop_every = int(value)
         elif key == "params" and value == "sdp" and spec.startswith("live:"):
             inband = False
+        elif key == "gop" and value.isdigit() and 1 <= int(value) <= 3000 and spec.startswith("live:"):
+            gop = int(value)
         else:
             raise SpecError(
                 f"unknown option {option!r} in {spec!r}: want drop-every=N (N >= 2)"
-                " or, for live mounts, params=sdp"
+                " or, for live mounts, params=sdp or gop=N (1 <= N <= 3000)"
             )
     kind, _, arg = spec.partition(":")
     factory = GstRtspServer.RTSPMediaFactory()
     if kind == "live":
-        factory.set_launch(live_launch(arg, inband))
+        factory.set_launch(live_launch(arg, inband, gop))
         # One encoder per mount, whatever the number of clients: that is a camera, and it
         # keeps the CPU cost of a mount fixed.
         factory.set_shared(True)
