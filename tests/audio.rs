@@ -252,7 +252,7 @@ fn aac_passes_through_at_every_rate_and_layout() {
 /// and counts the bytes it decoded in webkitAudioDecodedByteCount.
 #[test]
 fn chromium_decodes_flac_and_aac_audio() {
-    use common::browser::{CHROMIUM, check_tools, mime_of, run_driver};
+    use common::browser::{CHROMIUM, check_tools, mime_of, play};
     use common::serve::{Service, TOKEN, config};
     use serde_json::{Value, json};
 
@@ -296,16 +296,7 @@ fn chromium_decodes_flac_and_aac_audio() {
         }));
     }
     let job = json!({"base": svc.base, "token": TOKEN, "chromium": CHROMIUM, "clips": jobs});
-    let (report, stderr) = run_driver(&job);
-    let context = format!(
-        "report: {report}\nChromium's console: {:#?}\ndriver's stderr:\n{stderr}",
-        report["console"]
-    );
-    assert!(
-        report["failure"].is_null(),
-        "the driver failed: {}\n{context}",
-        report["failure"]
-    );
+    let (report, context) = play(&job);
     for (r, j) in report["clips"].as_array().expect("clips").iter().zip(&jobs) {
         let name = &j["name"];
         println!(

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::browser::{CHROMIUM, check_tools, mime_of, run_driver};
+use common::browser::{CHROMIUM, check_tools, mime_of, play};
 use common::serve::{Service, TOKEN, config};
 use common::{Probe, Video, check_structure, ffmpeg, run, s};
 use serde_json::{Value, json};
@@ -59,16 +59,7 @@ fn chromium_plays_times_and_seeks_clips_from_the_api() {
         "chromium": CHROMIUM,
         "clips": clips.iter().map(Clip::job).collect::<Vec<_>>(),
     });
-    let (report, stderr) = run_driver(&job);
-    let context = format!(
-        "report: {report}\nChromium's console: {:#?}\ndriver's stderr (Chromium's with it):\n{stderr}",
-        report["console"]
-    );
-    assert!(
-        report["failure"].is_null(),
-        "the driver failed: {}\n{context}",
-        report["failure"]
-    );
+    let (report, context) = play(&job);
     println!("Chromium {}", report["browser"]);
 
     let seen = |name: &str| -> &Value {
@@ -222,11 +213,15 @@ impl Clip {
             self.api_duration, self.probe_duration
         );
         // What the clip says it presents (its edit list, the API's duration) against what
-        // Chromium and ffprobe make of it, each within one frame. (They count an audio frame
-        // across the end differently, so they may differ from each other by a little more.)
-        for (what, d) in [("Chromium", duration), ("ffprobe", self.probe_duration)] {
+        // Chromium and ffprobe make of it: ffprobe within one frame; Chromium within one frame
+        // plus the video edit's start (the B-frame delay), which it does not apply to the
+        // audio track when it times the element (seen: 5.813 and 5.856 s for 5.8 s).
+        for (what, d, slack) in [
+            ("Chromium", duration, self.edit_start),
+            ("ffprobe", self.probe_duration, 0.0),
+        ] {
             assert!(
-                (self.api_duration - d).abs() <= FRAME + 1e-6,
+                (self.api_duration - d).abs() <= FRAME + slack + 1e-6,
                 "{name}: {what}'s duration {d} s vs the API's {} s\n{context}",
                 self.api_duration
             );

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::browser::{CHROMIUM, check_tools, mime_of, run_driver};
+use common::browser::{CHROMIUM, check_tools, mime_of, play};
 use common::rtsp::{Auth, RtspServer};
 use common::serve::{Service, TOKEN, config};
 use common::{assert_decodes_cleanly, check_structure, run};
@@ -180,16 +180,7 @@ fn a_resolution_change_across_a_reconnect_decodes_seeks_and_plays_in_chromium() 
             "bits": 10,
         }],
     });
-    let (report, stderr) = run_driver(&job);
-    let context = format!(
-        "report: {report}\nChromium's console: {:#?}\ndriver's stderr:\n{stderr}",
-        report["console"]
-    );
-    assert!(
-        report["failure"].is_null(),
-        "the driver failed: {}\n{context}",
-        report["failure"]
-    );
+    let (report, context) = play(&job);
     let r = &report["clips"][0];
     assert!(r["error"].is_null(), "MediaError {}\n{context}", r["error"]);
     assert_ne!(r["can_play_type"], "", "{context}");

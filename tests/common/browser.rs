@@ -74,6 +74,22 @@ pub fn mime_of(moov: &mp4_atom::Moov) -> String {
     format!("video/mp4; codecs=\"{}\"", codecs.join(", "))
 }
 
+/// Runs the driver and checks that it ran: returns its report and, for failure messages,
+/// the report with Chromium's console and the driver's stderr.
+pub fn play(job: &Value) -> (Value, String) {
+    let (report, stderr) = run_driver(job);
+    let context = format!(
+        "report: {report}\nChromium's console: {:#?}\ndriver's stderr (Chromium's with it):\n{stderr}",
+        report["console"]
+    );
+    assert!(
+        report["failure"].is_null(),
+        "the driver failed: {}\n{context}",
+        report["failure"]
+    );
+    (report, context)
+}
+
 /// Runs the driver with a time limit; returns its JSON report and its stderr.
 pub fn run_driver(job: &Value) -> (Value, String) {
     let mut child = Command::new("node")
