@@ -137,7 +137,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let clip = result.with_context(|| format!("recording {}", args.output.display()))?;
     let s = &clip.summary;
     println!(
-        "{}: {:.3} s with {:.3} s of pre-roll, {}; {} segments, {} discontinuities{}",
+        "{}: {:.3} s with {:.3} s of pre-roll, {}; {} parts, {} discontinuities{}",
         s.path.display(),
         s.duration.as_secs_f64(),
         clip.preroll.as_secs_f64(),

@@ -94,7 +94,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
         .sum();
     let (rss, peak) = own_memory();
     println!(
-        "process: rss {} (peak {}); media buffered {} (rings and segments in progress); rss_bytes={} buffered_bytes={}",
+        "process: rss {} (peak {}); media buffered {} (rings and parts in progress); rss_bytes={} buffered_bytes={}",
         super::human_bytes(rss),
         super::human_bytes(peak),
         super::human_bytes(buffered),
@@ -143,7 +143,7 @@ fn status_line(c: &Camera, elapsed: Duration) -> String {
         (None, _) => String::new(),
     };
     format!(
-        "{}: {} {video}{audio}, {} frames, {:.2} Mb/s, ring {:.1} s / {} in {} segments, {} reconnects, {} lost packets, {} dropped{}",
+        "{}: {} {video}{audio}, {} frames, {:.2} Mb/s, ring {:.1} s / {} in {} parts, {} reconnects, {} lost packets, {} dropped{}",
         c.name(),
         if st.connected {
             "connected"
