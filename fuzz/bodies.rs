@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use preroll::mp4::hidden::{AsWritten, as_written};
 use preroll::mp4::samples::SampleTable;
 use preroll::mp4::{BoxRef, Boxes, FourCc, Fragment, InitSegment};
 use preroll::recorder::{ClipOptions, RecordError, Recording, SegmentOutcome, inspect, recover};
@@ -215,14 +216,23 @@ pub fn recover_partial(data: &[u8]) -> usize {
     }
 }
 
-/// Reads a clip preroll finished with preroll's own parser: its header, then every fragment.
-/// Returns the number of samples and fragments; asserts each track's fragments follow each
-/// other in decode time without overlap.
+/// Reads a clip preroll finished with preroll's own parser: its header, then every fragment
+/// (a progressive clip's as they were written, see `preroll::mp4::hidden`), and a progressive
+/// clip's sample tables, which must describe exactly those samples. Returns the number of
+/// samples and fragments; asserts each track's fragments follow each other in decode time
+/// without overlap.
 pub fn check_clip(path: &Path) -> (usize, usize) {
-    let bytes = match std::fs::read(path) {
+    let file = match std::fs::read(path) {
         Ok(b) => Bytes::from(b),
         Err(e) => panic!("cannot read the clip {}: {e}", path.display()),
     };
+    let progressive = match as_written(&file) {
+        Ok(p) => p,
+        Err(e) => panic!("preroll's own clip has a bad top-level box: {e}"),
+    };
+    let bytes = progressive
+        .as_ref()
+        .map_or_else(|| file.clone(), |p| p.fragmented.clone());
     let init = match InitSegment::parse(bytes.clone(), 0) {
         Ok(i) => i,
         Err(e) => panic!("preroll cannot read the header of its own clip: {e}"),
@@ -265,7 +275,75 @@ pub fn check_clip(path: &Path) -> (usize, usize) {
             samples += t.sample_count();
         }
     }
+    if let Some(p) = &progressive {
+        check_tables(p, &bytes, &fragments);
+    }
     (samples, fragments.len())
+}
+
+/// A progressive clip's sample tables against its fragments: per track, the same samples in
+/// the same order, at the same file offsets, with the same sizes, sync flags, composition
+/// offsets, sample entries and decode times (the tables count from the first sample).
+fn check_tables(p: &AsWritten, fragmented: &Bytes, fragments: &[Fragment]) {
+    // Where each fragment's mdat payload starts.
+    let payloads: Vec<u64> = Boxes::new(fragmented, 0)
+        .filter_map(Result::ok)
+        .filter(|b| b.kind == FourCc(*b"mdat"))
+        .map(|b| b.body_offset())
+        .collect();
+    assert_eq!(payloads.len(), fragments.len(), "an mdat per fragment");
+    let moov = match Boxes::new(&p.moov, p.moov_at).next() {
+        Some(Ok(m)) => m,
+        other => panic!("the progressive moov does not parse: {other:?}"),
+    };
+    let init = match InitSegment::parse(p.moov.clone(), p.moov_at) {
+        Ok(i) => i,
+        Err(e) => panic!("preroll cannot read its own progressive moov: {e}"),
+    };
+    let traks: Vec<BoxRef<'_>> = moov
+        .children()
+        .filter_map(Result::ok)
+        .filter(|b| b.kind == FourCc(*b"trak"))
+        .collect();
+    assert_eq!(traks.len(), init.tracks.len());
+    for (trak, track) in traks.into_iter().zip(&init.tracks) {
+        let table = match SampleTable::parse(trak) {
+            Ok(t) => t,
+            Err(e) => panic!(
+                "track {}: its sample table does not parse: {e}",
+                track.track_id
+            ),
+        };
+        let mut want = Vec::new();
+        for (f, &payload) in fragments.iter().zip(&payloads) {
+            let Some(t) = f.track(track.track_id) else {
+                continue;
+            };
+            let mut dts = t.base_decode_time.unwrap_or(0);
+            for r in &t.runs {
+                let mut at = payload + r.data_offset;
+                for s in &r.samples {
+                    want.push((at, *s, dts, t.sample_description_index));
+                    at += u64::from(s.size);
+                    dts += u64::from(s.duration);
+                }
+            }
+        }
+        assert_eq!(table.len(), want.len(), "track {}: samples", track.track_id);
+        let first = want.first().map_or(0, |w| w.2);
+        for (k, (got, (at, s, dts, sdi))) in table.iter().zip(want).enumerate() {
+            let id = track.track_id;
+            assert_eq!(got.offset, at, "track {id} sample {k}: offset");
+            assert_eq!(got.size, s.size, "track {id} sample {k}: size");
+            assert_eq!(got.sync, s.is_sync(), "track {id} sample {k}: sync");
+            assert_eq!(
+                got.composition_offset, s.composition_offset,
+                "track {id} sample {k}: cts"
+            );
+            assert_eq!(got.description_index, sdi, "track {id} sample {k}: entry");
+            assert_eq!(got.dts + first, dts, "track {id} sample {k}: decode time");
+        }
+    }
 }
 
 /// A fresh path on tmpfs (where fsync is free), unique per call. Straight in `/dev/shm`, not

@@ -1,7 +1,10 @@
-//! A live clip ends within one frame of its end instant, whatever the camera's GOP: the
-//! requested end (`duration` after the trigger), an extended end, a stop and a SIGTERM in
-//! the middle of a GOP. The end is cut inside the part holding it (parts are ≤ 0.5 s), not
-//! at the next keyframe, which on a 10 s GOP camera would be up to 10 s later.
+//! A live clip starts and ends within one frame of its instants, whatever the camera's GOP.
+//! It presents from `trigger - lookback` (decoding from the keyframe before it, hidden by
+//! the edit list) to the requested end (`duration` after the trigger), an extended end, a
+//! stop or a SIGTERM in the middle of a GOP. The end is cut inside the part holding it
+//! (parts are ≤ 0.5 s), not at the next keyframe, which on a 10 s GOP camera would be up to
+//! 10 s later. What the clip says it presents is checked against what ffmpeg shows: the
+//! frames it decodes and presents with the edit list applied.
 //!
 //! Cameras are `live:h264` mounts of `tests/support/rtsp_server.py` (25 fps, no B-frames, so
 //! one frame is 0.04 s in presentation as in decode order) with a 1 s GOP and, through
@@ -119,40 +122,78 @@ fn video_duration(path: &Path) -> f64 {
         .unwrap_or_else(|_| panic!("ffprobe video duration of {}: {text:?}", path.display()))
 }
 
-/// Checks a finished clip (done, decodes with no error, sound structure, the API's duration
-/// is ffprobe's video duration within a frame) and returns its media after the trigger,
+/// Frames ffmpeg presents from the clip's video (the edit list applied), and how many the
+/// file stores (from the keyframe before the start on).
+fn frames_shown_and_stored(path: &Path) -> (u64, u64) {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,nb_frames",
+            "-of",
+            "json",
+        ])
+        .arg(path));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let n = |k: &str| {
+        v["streams"][0][k]
+            .as_str()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or_else(|| panic!("ffprobe {k}: {v}"))
+    };
+    (n("nb_read_frames"), n("nb_frames"))
+}
+
+/// Checks a finished clip (done, decodes with no error, sound structure, pre-roll within a
+/// frame of `lookback`, the API's duration is ffprobe's video duration and the frames
+/// ffmpeg presents within a frame) and returns its media after the trigger,
 /// `duration - preroll`.
 #[track_caller]
-fn after_trigger(clip: &Value, gop_secs: f64) -> f64 {
+fn after_trigger(clip: &Value, lookback: f64) -> f64 {
     assert_eq!(clip["state"], "done", "{clip}");
     let path = clip_path(clip);
     assert_decodes_cleanly(path);
     check_structure(path);
+    assert!(is_progressive(path), "{clip}");
     let duration = clip["duration"].as_f64().expect("duration");
     let preroll = clip["preroll"].as_f64().expect("preroll");
-    // lookback 0: the clip starts at the keyframe of the GOP holding the trigger.
+    // The clip presents from the frame shown at `trigger - lookback`.
     assert!(
-        (0.0..=gop_secs + ONE_FRAME).contains(&preroll),
-        "pre-roll {preroll} s with a {gop_secs} s GOP: {clip}"
+        preroll >= lookback - 0.01 && preroll <= lookback + ONE_FRAME,
+        "pre-roll {preroll} s for a lookback of {lookback} s: {clip}"
     );
     let video = video_duration(path);
     assert!(
         (video - duration).abs() <= ONE_FRAME,
         "ffprobe's video duration {video} s, the API's {duration} s: {clip}"
     );
+    let (shown, stored) = frames_shown_and_stored(path);
+    assert!(
+        (shown as f64 / 25.0 - duration).abs() <= ONE_FRAME,
+        "ffmpeg presents {shown} frames ({stored} stored), the API says {duration} s: {clip}"
+    );
     duration - preroll
 }
 
-/// A clip of 3 s after the trigger with lookback 0 presents 3 s after it, within a frame,
-/// and is done soon after its end instead of at the next keyframe.
-fn requested_end(gop: u32) {
+/// A clip of `lookback` s before the trigger and 3 s after it presents exactly that, within
+/// a frame, and is done soon after its end instead of at the next keyframe. `lookback` lies
+/// inside a GOP: the file stores frames from the keyframe before it, which ffmpeg decodes
+/// but does not present.
+fn requested_start_and_end(gop: u32, lookback: f64) {
     let gop_secs = f64::from(gop) / 25.0;
     let s = setup(gop);
     let asked = Instant::now();
-    let clip = s.svc.clip("cam", r#"{"lookback": 0, "duration": 3}"#);
+    let clip = s.svc.clip(
+        "cam",
+        &format!(r#"{{"lookback": {lookback}, "duration": 3}}"#),
+    );
     let done = s.svc.wait_final(id(&clip), Duration::from_secs(30));
     let took = asked.elapsed().as_secs_f64();
-    let after = after_trigger(&done, gop_secs);
+    let after = after_trigger(&done, lookback);
+    let (shown, stored) = frames_shown_and_stored(clip_path(&done));
+    eprintln!(
+        "GOP {gop_secs} s, lookback {lookback} s: {shown} frames presented of {stored} stored"
+    );
     eprintln!(
         "GOP {gop_secs} s: duration {} preroll {} after trigger {after:.3} s; done {took:.2} s after the request",
         done["duration"], done["preroll"]
@@ -170,13 +211,13 @@ fn requested_end(gop: u32) {
 }
 
 #[test]
-fn clip_ends_within_a_frame_of_its_duration_on_a_1s_gop_camera() {
-    requested_end(25);
+fn clip_starts_and_ends_within_a_frame_on_a_1s_gop_camera() {
+    requested_start_and_end(25, 1.7);
 }
 
 #[test]
-fn clip_ends_within_a_frame_of_its_duration_on_a_10s_gop_camera() {
-    requested_end(250);
+fn clip_starts_and_ends_within_a_frame_on_a_10s_gop_camera() {
+    requested_start_and_end(250, 3.3);
 }
 
 #[test]
@@ -191,7 +232,7 @@ fn stopped_mid_gop_the_clip_ends_within_a_frame_of_the_stop() {
     assert_eq!(r.status, 200, "{}", r.text());
     let (before, returned) = (wall_secs(before), wall_secs(returned));
     let done = s.svc.wait_final(id(&clip), Duration::from_secs(30));
-    let after = after_trigger(&done, 10.0);
+    let after = after_trigger(&done, 0.0);
     let stop = (before + returned) / 2.0 - trigger;
     eprintln!(
         "stop: duration {} preroll {} after trigger {after:.3} s; stop {stop:.3} s after the trigger (round trip {:.3} s)",
@@ -217,7 +258,7 @@ fn extended_the_clip_ends_within_a_frame_of_the_new_end() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let done = s.svc.wait_final(id(&clip), Duration::from_secs(30));
-    let after = after_trigger(&done, 10.0);
+    let after = after_trigger(&done, 0.0);
     eprintln!(
         "extend: duration {} preroll {} requested {} after trigger {after:.3} s",
         done["duration"], done["preroll"], done["requested_duration"]
@@ -244,7 +285,7 @@ fn sigterm_mid_gop_ends_the_clip_at_the_signal() {
     let config = s.svc.config.clone();
     s.svc = Service::start_with(&config);
     let done = s.svc.get(&format!("/api/clips/{}", id(&clip))).json();
-    let after = after_trigger(&done, 10.0);
+    let after = after_trigger(&done, 0.0);
     eprintln!(
         "SIGTERM: duration {} preroll {} after trigger {after:.3} s; signalled {signalled:.3} s after the trigger",
         done["duration"], done["preroll"]

@@ -60,6 +60,8 @@ struct Frag {
     end: u64,
     /// Per track id: (samples, decode time at the end of the fragment).
     tracks: Vec<(u32, usize, u64)>,
+    /// Per track id: decode time of its first sample in the fragment.
+    starts: Vec<(u32, u64)>,
 }
 
 /// Where things are in a (whole) partial: the first moof and each fragment.
@@ -110,11 +112,20 @@ fn layout(bytes: &[u8]) -> Layout {
                 (traf.tfhd.track_id, n, t)
             })
             .collect();
+        let starts = moof
+            .traf
+            .iter()
+            .map(|traf| {
+                let base = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+                (traf.tfhd.track_id, base)
+            })
+            .collect();
         frags.push(Frag {
             moof: *pos,
             mdat,
             end,
             tracks,
+            starts,
         });
     }
     Layout {
@@ -163,6 +174,15 @@ impl Layout {
             .unwrap_or(0)
     }
 
+    /// Decode time of a track's first sample.
+    fn start(&self, track: u32) -> u64 {
+        self.frags
+            .iter()
+            .flat_map(|f| &f.starts)
+            .find(|t| t.0 == track)
+            .map_or(0, |t| t.1)
+    }
+
     /// How many fragments lie entirely in the first `len` bytes.
     fn complete(&self, len: u64) -> usize {
         self.frags.iter().filter(|f| f.end <= len).count()
@@ -209,8 +229,10 @@ fn assert_recovered_clip(clip: &Path, layout: &Layout, k: usize, reference: &Pat
     let mut movie_end = 0u64;
     for trak in &moov.trak {
         let end = layout.end(k, trak.tkhd.track_id);
+        // A progressive track's media time starts at its first sample.
         assert_eq!(
-            trak.mdia.mdhd.duration, end,
+            trak.mdia.mdhd.duration,
+            end - layout.start(trak.tkhd.track_id),
             "track {} duration",
             trak.tkhd.track_id
         );
@@ -245,14 +267,18 @@ fn assert_recovered_clip(clip: &Path, layout: &Layout, k: usize, reference: &Pat
         probe.extent()
     );
     // The very clip a recording of those fragments makes when it finishes: the same
-    // fragments and index byte for byte, the same header bar its timestamps.
+    // fragments byte for byte, the same moov bar its timestamps.
     let got = fs::read(clip).unwrap();
     let want = fs::read(reference).unwrap();
     assert_eq!(got.len(), want.len(), "size of the finished clip");
     let h = layout.header as usize;
+    let moov_at = top_level_atoms(&got, "the recovered clip")
+        .last()
+        .unwrap()
+        .0 as usize;
     assert!(
-        got[h..] == want[h..],
-        "fragments and index as a finished clip's"
+        got[h..moov_at] == want[h..moov_at],
+        "fragments as a finished clip's"
     );
     assert_eq!(timeless_moov(clip), timeless_moov(reference), "header");
 }
@@ -831,8 +857,13 @@ fn damaged_bytes_never_panic_and_never_leave_a_half_finished_file() {
             Ok(r) => {
                 assert!(clip.exists() && !partial.exists(), "byte {at}");
                 assert_eq!(r.summary.bytes, fs::metadata(&clip).unwrap().len());
-                // What was kept is a prefix of the damaged file, fragments unchanged.
+                // What was kept is a prefix of the damaged file, fragments unchanged (as
+                // written: finishing hides their moofs).
                 let got = fs::read(&clip).unwrap();
+                let got: bytes::Bytes = got.into();
+                let got = preroll::mp4::hidden::as_written(&got)
+                    .unwrap()
+                    .map_or(got, |p| p.fragmented);
                 let h = l.header as usize;
                 let kept = bytes.len() - r.cut_bytes as usize;
                 assert_eq!(got[h..kept], bytes[h..kept], "byte {at}");
@@ -863,4 +894,93 @@ fn damaged_bytes_never_panic_and_never_leave_a_half_finished_file() {
     // for a file cut short and be removed.
     assert_eq!(removed, 0, "a file holding media was removed");
     assert!(ok > 0 && refused > 0);
+}
+
+/// A progressive finish cut short by a crash at any point is completed by recovery into the
+/// very clip the finish makes: before its moov is durable the partial is still a fragmented
+/// MP4 (recovered as one, the half-written moov cut); after it, with the header and any
+/// number of moofs hidden, the hiding is completed.
+#[test]
+fn a_progressive_finish_cut_short_anywhere_is_completed() {
+    let d = tmp();
+    let segs = segments(&Media::default().hls(&d.path().join("hls")));
+    let reference = d.path().join("reference.mp4");
+    let finished = finished(&reference, &segs[..4]);
+    assert!(is_progressive(&reference));
+    let atoms = top_level_atoms(&finished, "the finished clip");
+    let moov_at = atoms.last().unwrap().0 as usize;
+    // Hidden boxes: the header (a free box holding an mvhd) and the moofs (holding an mfhd).
+    let hidden: Vec<(usize, &[u8; 4])> = atoms
+        .iter()
+        .map(|(at, _)| *at as usize)
+        .filter(|&at| &finished[at + 4..at + 8] == b"free" && finished.len() >= at + 16)
+        .filter_map(|at| match &finished[at + 12..at + 16] {
+            b"mvhd" => Some((at, b"moov")),
+            b"mfhd" => Some((at, b"moof")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hidden.len(), 5, "the header and 4 moofs hidden: {hidden:?}");
+    let unhide = |bytes: &mut Vec<u8>, boxes: &[(usize, &[u8; 4])]| {
+        for (at, kind) in boxes {
+            bytes[at + 4..at + 8].copy_from_slice(*kind);
+        }
+    };
+
+    let cases: Vec<(String, Vec<u8>)> = {
+        let mut all = Vec::new();
+        // The moov appended, nothing hidden yet; and the moov cut short at two points.
+        let mut whole = finished.clone();
+        unhide(&mut whole, &hidden);
+        all.push(("moov appended, nothing hidden".to_owned(), whole.clone()));
+        for cut in [moov_at + 3, (moov_at + finished.len()) / 2] {
+            all.push((format!("moov cut at byte {cut}"), whole[..cut].to_vec()));
+        }
+        // The header hidden and then 0..=4 of the moofs.
+        for k in 0..=4 {
+            let mut b = finished.clone();
+            unhide(&mut b, &hidden[1 + k..]);
+            all.push((format!("header and {k} moofs hidden"), b));
+        }
+        all
+    };
+    for (name, bytes) in cases {
+        let clip = d.path().join("clip.mp4");
+        let partial = d.path().join("clip.mp4.partial");
+        let _ = fs::remove_file(&clip);
+        fs::write(&partial, &bytes).unwrap();
+        let plan = inspect(&partial).unwrap_or_else(|e| panic!("{name}: inspect: {e}"));
+        assert_eq!(plan.fragments, 4, "{name}: {plan:?}");
+        let r = recover(&partial).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!partial.exists(), "{name}");
+        let got = fs::read(&clip).unwrap();
+        assert_eq!(got.len(), finished.len(), "{name}: size");
+        assert!(is_progressive(&clip), "{name}");
+        let h = atoms[2].0 as usize;
+        assert!(
+            got[h..moov_at] == finished[h..moov_at],
+            "{name}: media and hidden moofs"
+        );
+        assert_eq!(
+            timeless_moov(&clip),
+            timeless_moov(&reference),
+            "{name}: moov"
+        );
+        assert_decodes_cleanly(&clip);
+        assert!(
+            (r.summary.duration.as_secs_f64() - Probe::of(&clip).duration).abs() < 0.05,
+            "{name}: {:?}",
+            r.summary
+        );
+    }
+
+    // A hidden header without the moov that replaces it is not a clip preroll finished:
+    // left untouched.
+    let partial = d.path().join("broken.mp4.partial");
+    let mut b = finished[..moov_at].to_vec();
+    unhide(&mut b, &hidden[1..]);
+    fs::write(&partial, &b).unwrap();
+    let e = recover(&partial).expect_err("no moov");
+    assert!(matches!(e, RecoverError::NotOurs { .. }), "{e}");
+    assert_eq!(fs::read(&partial).unwrap(), b, "left untouched");
 }

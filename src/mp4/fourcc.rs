@@ -58,6 +58,10 @@ pub mod kinds {
     pub const STSC: FourCc = FourCc(*b"stsc");
     pub const STSZ: FourCc = FourCc(*b"stsz");
     pub const STCO: FourCc = FourCc(*b"stco");
+    pub const CO64: FourCc = FourCc(*b"co64");
+    pub const CTTS: FourCc = FourCc(*b"ctts");
+    pub const STSS: FourCc = FourCc(*b"stss");
+    pub const STZ2: FourCc = FourCc(*b"stz2");
     pub const MVEX: FourCc = FourCc(*b"mvex");
     pub const MEHD: FourCc = FourCc(*b"mehd");
     pub const TREX: FourCc = FourCc(*b"trex");

@@ -8,6 +8,7 @@ mod error;
 mod fields;
 mod fourcc;
 pub mod fragment;
+pub mod hidden;
 pub mod init;
 pub mod mfra;
 pub mod moof;
@@ -16,6 +17,7 @@ mod orientation;
 pub mod params;
 pub mod reader;
 pub mod samples;
+pub mod tables;
 pub mod write;
 
 pub use error::{Mp4Error, Result};

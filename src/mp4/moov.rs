@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::init::TrackKind;
 use super::kinds::*;
+use super::tables::TableBuilder;
 use super::write::BoxBuf;
 use super::{FourCc, Matrix};
 
@@ -58,8 +59,21 @@ const BRANDS: [FourCc; 3] = [FourCc(*b"isom"), FourCc(*b"iso6"), FourCc(*b"mp41"
 pub fn write_init(movie: &MovieSpec) -> Vec<u8> {
     let mut b = BoxBuf::with_capacity(2048);
     write_ftyp(&mut b);
-    write_moov(&mut b, movie);
+    write_moov(&mut b, movie, None);
     b.into_vec()
+}
+
+/// The `moov` of a progressive clip: every sample described in `tables` (one per track, in
+/// track order), and no `mvex`. `None` when a table cannot be written (see
+/// [`TableBuilder::is_writable`]) or there is not one per track.
+pub fn write_progressive_moov(movie: &MovieSpec, tables: &[TableBuilder]) -> Option<Vec<u8>> {
+    if tables.len() != movie.tracks.len() || !tables.iter().all(TableBuilder::is_writable) {
+        return None;
+    }
+    let samples: usize = tables.iter().map(TableBuilder::sample_count).sum();
+    let mut b = BoxBuf::with_capacity(2048 + 8 * samples);
+    write_moov(&mut b, movie, Some(tables));
+    Some(b.into_vec())
 }
 
 /// The `ftyp` every clip starts with (how a clip file is recognized as one preroll wrote).
@@ -79,13 +93,15 @@ fn write_ftyp(b: &mut BoxBuf) {
     b.end();
 }
 
-fn write_moov(b: &mut BoxBuf, m: &MovieSpec) {
+fn write_moov(b: &mut BoxBuf, m: &MovieSpec, tables: Option<&[TableBuilder]>) {
     b.begin(MOOV);
     write_mvhd(b, m);
-    for t in &m.tracks {
-        write_trak(b, m, t);
+    for (i, t) in m.tracks.iter().enumerate() {
+        write_trak(b, m, t, tables.and_then(|all| all.get(i)));
     }
-    write_mvex(b, m);
+    if tables.is_none() {
+        write_mvex(b, m);
+    }
     b.end();
 }
 
@@ -105,7 +121,7 @@ fn write_mvhd(b: &mut BoxBuf, m: &MovieSpec) {
     b.end();
 }
 
-fn write_trak(b: &mut BoxBuf, m: &MovieSpec, t: &TrackSpec) {
+fn write_trak(b: &mut BoxBuf, m: &MovieSpec, t: &TrackSpec, table: Option<&TableBuilder>) {
     b.begin(TRAK);
     write_tkhd(b, m, t);
     write_edts(b, t);
@@ -126,7 +142,7 @@ fn write_trak(b: &mut BoxBuf, m: &MovieSpec, t: &TrackSpec) {
         }
     }
     write_dinf(b);
-    write_stbl(b, t);
+    write_stbl(b, t, table);
     b.end(); // minf
     b.end(); // mdia
     b.end(); // trak
@@ -221,9 +237,10 @@ fn write_dinf(b: &mut BoxBuf) {
     b.end();
 }
 
-/// An empty sample table: fragments carry the samples. `stco` is written although empty
-/// because some readers require it in every `stbl`.
-fn write_stbl(b: &mut BoxBuf, t: &TrackSpec) {
+/// The sample table: every sample's (progressive), or an empty one when fragments carry the
+/// samples (`stco` is written although empty because some readers require it in every
+/// `stbl`).
+fn write_stbl(b: &mut BoxBuf, t: &TrackSpec, table: Option<&TableBuilder>) {
     b.begin(STBL);
     b.begin_full(STSD, 0, 0);
     b.u32(t.sample_entries.len() as u32);
@@ -231,6 +248,11 @@ fn write_stbl(b: &mut BoxBuf, t: &TrackSpec) {
         b.bytes(e);
     }
     b.end();
+    if let Some(table) = table {
+        table.write(b);
+        b.end();
+        return;
+    }
     for kind in [STTS, STSC] {
         b.begin_full(kind, 0, 0);
         b.u32(0);

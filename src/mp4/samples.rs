@@ -13,14 +13,8 @@
 
 use super::error::Result;
 use super::fields::Fields;
-use super::fourcc::FourCc;
-use super::kinds::{MDIA, MINF, STBL, STCO, STSC, STSD, STSZ, STTS};
+use super::kinds::{CO64, CTTS, MDIA, MINF, STBL, STCO, STSC, STSD, STSS, STSZ, STTS, STZ2};
 use super::reader::BoxRef;
-
-const CTTS: FourCc = FourCc(*b"ctts");
-const STSS: FourCc = FourCc(*b"stss");
-const STZ2: FourCc = FourCc(*b"stz2");
-const CO64: FourCc = FourCc(*b"co64");
 
 /// One sample of a track as the progressive sample table describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -591,8 +585,8 @@ fn parse_stsc(b: BoxRef<'_>, chunk_count: usize, descriptions: u32) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mp4::Boxes;
     use crate::mp4::write::BoxBuf;
+    use crate::mp4::{Boxes, FourCc};
 
     fn full(kind: FourCc, version: u8, body: impl FnOnce(&mut BoxBuf)) -> Vec<u8> {
         let mut b = BoxBuf::new();

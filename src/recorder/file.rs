@@ -6,6 +6,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::mp4::kinds::FREE;
 use crate::mp4::write::free_box;
 use crate::mp4::{FileRange, MediaData};
 
@@ -390,6 +391,25 @@ impl ClipFile {
                 .write_all(&buf[..n])
                 .map_err(|e| self.io("writing", e))?;
             off += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable; returns how long the fsync took.
+    pub fn sync(&mut self) -> Result<std::time::Duration, RecordError> {
+        let syncing = std::time::Instant::now();
+        self.file.sync_all().map_err(|e| self.io("syncing", e))?;
+        Ok(syncing.elapsed())
+    }
+
+    /// Turns the boxes starting at `offsets` into `free` boxes of the same size by rewriting
+    /// their type (a fragmented header and `moof`s, once a progressive `moov` describes the
+    /// media). Each must be a box with a 32-bit size that this file holds.
+    pub fn hide_boxes(&mut self, offsets: impl Iterator<Item = u64>) -> Result<(), RecordError> {
+        for at in offsets {
+            self.file
+                .write_all_at(&FREE.0, at + 4)
+                .map_err(|e| self.io("hiding a box in", e))?;
         }
         Ok(())
     }

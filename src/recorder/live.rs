@@ -127,12 +127,17 @@ impl std::error::Error for LiveError {
 /// [`RecordError::NothingCaptured`] and the camera's state as the reason.
 pub async fn record_live(
     camera: &Camera,
-    recording: Recording,
+    mut recording: Recording,
     trigger: Instant,
     request: ClipRequest,
     mut control: watch::Receiver<ClipControl>,
     progress: &mut (dyn FnMut(LiveProgress) + Send),
 ) -> Result<LiveClip, LiveError> {
+    // Presentation starts at the requested instant when the ring reaches it; decoding
+    // starts at the keyframe before it.
+    if let Some(wanted) = trigger.checked_sub(request.lookback) {
+        recording.present_from(wanted);
+    }
     // The requested point may lie in the part in progress. That part may start a new GOP,
     // and the clip should then start there rather than a GOP earlier: wait for it (at most
     // a part and a tick, and not for a camera that is down).

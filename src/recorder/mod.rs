@@ -3,6 +3,7 @@
 
 mod error;
 pub mod file;
+mod finishing;
 pub mod live;
 mod presentation;
 mod recording;

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::mp4::mfra::{RandomAccessPoint, write_mfra};
 use crate::mp4::moof::{TrafSpec, write_moof};
-use crate::mp4::moov::write_init;
+use crate::mp4::moov::{write_init, write_progressive_moov};
+use crate::mp4::tables::TableBuilder;
 use crate::mp4::write::mdat_header;
 use bytes::Bytes;
 
@@ -14,7 +15,7 @@ use crate::mp4::{Fragment, InitSegment, MediaData, Mp4Error, Orientation, Sample
 use crate::segment::Segment;
 
 use super::file::ClipFile;
-use super::presentation::{Anchor, Presentation};
+use super::presentation::{Anchor, Exactness, Presentation};
 use super::recover::{Scan, ScannedFragment, ScannedHeader};
 use super::timeline::{Discontinuity, Placed, Timeline, rescale};
 use super::tracks::{AUDIO, ClipTracks, InitMap, VIDEO};
@@ -69,8 +70,11 @@ pub struct ClipSummary {
     pub discontinuities: Vec<f64>,
     /// Input tracks that were left out, with why (each reason once).
     pub ignored_tracks: Vec<String>,
-    /// How long the fsync that made the clip durable took.
+    /// How long the fsyncs that made the clip durable took.
     pub sync_time: Duration,
+    /// Finished as a progressive MP4 (exact start and end); else fragmented, for lack of
+    /// room on the disk.
+    pub progressive: bool,
 }
 
 /// One clip being written. Create it, feed it segments in order, then [`Recording::finish`].
@@ -96,6 +100,10 @@ pub struct Recording {
     presentation: Presentation,
     /// A part went missing since the last keyframe written: wait for the next one.
     resync: bool,
+    /// Each output track's samples as the finished progressive file describes them.
+    tables: Vec<TableBuilder>,
+    /// Where each fragment's `moof` starts (hidden when the clip is finished progressive).
+    moofs: Vec<u64>,
 }
 
 impl Recording {
@@ -120,7 +128,16 @@ impl Recording {
             ignored: Vec::new(),
             presentation: Presentation::default(),
             resync: false,
+            tables: Vec::new(),
+            moofs: Vec::new(),
         })
+    }
+
+    /// Asks the clip to present from `instant` of the camera's arrival clock on (its
+    /// `trigger - lookback`), when its media reaches back that far; without this it presents
+    /// from its first picture. Set before the first part is written.
+    pub fn present_from(&mut self, instant: Instant) {
+        self.presentation.start_at(instant);
     }
 
     /// Rebuilds an interrupted recording from what its `.partial` holds (see
@@ -156,6 +173,8 @@ impl Recording {
             ignored: Vec::new(),
             presentation: rebuilt.presentation,
             resync: false,
+            tables: rebuilt.tables,
+            moofs: scan.fragments.iter().map(|f| f.offset).collect(),
         })
     }
 
@@ -172,10 +191,12 @@ impl Recording {
             .ok_or_else(|| mismatch("the file ends inside its header".to_owned()))?;
         let r = rebuild(header, &scan.fragments).map_err(mismatch)?;
         let video_ts = r.tracks.timescale(VIDEO);
-        Ok(r.presentation.video_duration().map_or_else(
-            || longest(&r.tracks, r.timeline.ends()),
-            |p| ticks_to_duration(p, video_ts),
-        ))
+        Ok(r.presentation
+            .video_duration(Exactness::Progressive)
+            .map_or_else(
+                || longest(&r.tracks, r.timeline.ends()),
+                |p| ticks_to_duration(p, video_ts),
+            ))
     }
 
     pub fn path(&self) -> &Path {
@@ -330,7 +351,7 @@ impl Recording {
             // A live clip's audio starts with its first picture (the edit list could hide what
             // comes before, but players that ignore audio edits would count it in the clip's
             // length). Media from files (remux) is copied as it is.
-            let from = match (m.output, self.presentation.start()) {
+            let from = match (m.output, self.presentation.first_picture()) {
                 (VIDEO, _) | (_, None) => None,
                 _ if received.is_none() => None,
                 (output, Some(start)) => {
@@ -346,7 +367,13 @@ impl Recording {
             if let Some(p) = self.timeline.place(t, m, from, until) {
                 self.dropped_samples += p.dropped;
                 if p.output == VIDEO {
-                    self.presentation.video(&p, received);
+                    let video_ts = self.tracks.as_ref().map_or(1, |t| t.timescale(VIDEO));
+                    self.presentation.video(
+                        &p,
+                        received.map(|at| (at, segment.stream_id)),
+                        video_ts,
+                        cut.map(|(c, _)| c),
+                    );
                 } else if p.output == AUDIO {
                     self.presentation.audio(&p);
                 }
@@ -395,6 +422,19 @@ impl Recording {
         head.extend_from_slice(&mdat);
         let at = self.file.append(&head, &pieces)?;
         self.fragment_sequence += 1;
+        self.moofs.push(at);
+        // The runs' offsets count from the mdat payload, which follows `head`.
+        let payload = at + head.len() as u64;
+        for (p, sdi) in &placed {
+            if self.tables.len() <= p.output {
+                self.tables.resize_with(p.output + 1, TableBuilder::new);
+            }
+            let mut dts = p.base_decode_time;
+            for r in &p.runs {
+                self.tables[p.output].push_chunk(payload + r.data_offset, *sdi, dts, &r.samples);
+                dts += r.samples.iter().map(|s| u64::from(s.duration)).sum::<u64>();
+            }
+        }
 
         if let Some(pos) = placed.iter().position(|(p, _)| p.output == VIDEO) {
             let p = &placed[pos].0;
@@ -516,47 +556,106 @@ impl Recording {
         firsts
     }
 
-    /// Finalizes the clip: header with the true duration (and `mehd`), the random access
-    /// index, fsync, atomic rename to the final path, fsync of the directory. With no media
-    /// written, removes the `.partial` and fails with [`RecordError::NothingCaptured`].
+    /// Finalizes the clip as a progressive MP4: appends a `moov` describing every sample
+    /// where it already lies, with the edit lists saying exactly what the clip presents;
+    /// fsyncs; then hides the fragmented header and every `moof` (each becomes a `free` box,
+    /// a 4-byte write), fsyncs again, renames the file to its final path without replacing
+    /// anything and fsyncs the directory. The order makes every crash recoverable: until the
+    /// new `moov` is durable the file is still the fragmented `.partial`, and after it,
+    /// recovery completes the hiding (see `recover`).
+    ///
+    /// On a disk with no room for the sample tables, the clip is finished fragmented
+    /// instead: the header rewritten in place with the true durations (and `mehd`), and the
+    /// random access index when it fits.
+    ///
+    /// With no media written, removes the `.partial` and fails with
+    /// [`RecordError::NothingCaptured`].
     pub fn finish(self) -> Result<ClipSummary, RecordError> {
         let Some(tracks) = self.tracks.as_ref().filter(|_| self.fragment_sequence > 0) else {
             self.file.discard();
             return Err(RecordError::NothingCaptured);
         };
         let video_ts = tracks.timescale(VIDEO);
-        let (movie, presented) = finished_movie(
-            tracks,
-            self.timeline.ends(),
-            self.creation_time,
-            &self.presentation,
-        );
-        let duration =
-            presented.map_or_else(|| self.duration(), |p| ticks_to_duration(p, video_ts));
-        let presented_from = self.presentation.started_at(video_ts);
+        let ends = self.timeline.ends();
         let mut file = self.file;
-        let header = write_init(&movie);
-        if file.write_header(&header)?.is_none() {
-            // sync_header keeps FINISH_GROWTH bytes free, so this means a bug, not bad input.
-            return Err(RecordError::HeaderFull {
-                sequence: self.last_sequence.unwrap_or(0),
-                needed: header.len(),
-                available: file.header_region(),
-            });
-        }
-        // The index only speeds up seeking; a clip finished on a full disk (see `salvage`)
-        // may have no room left for it.
-        if !file.append_optional(&write_mfra(tracks.tracks[VIDEO].spec.track_id, &self.index))? {
-            tracing::warn!(clip = %file.path().display(), "no room for the random access index (mfra): finished without it");
-        }
+        let mut tables = self.tables;
+        tables.resize_with(tracks.tracks.len(), TableBuilder::new);
+        let mut sync_time = Duration::ZERO;
+
+        let exact = Exactness::Progressive;
+        let (mut movie, _) =
+            finished_movie(tracks, ends, self.creation_time, &self.presentation, exact);
+        // A progressive track's media time starts at its first sample.
+        let rebased = movie.tracks.iter_mut().zip(&tables).all(|(t, table)| {
+            let first = table.first_dts().unwrap_or(0);
+            t.duration = t.duration.saturating_sub(first);
+            t.edits.iter_mut().all(|e| match e.media_time {
+                Some(m) => m
+                    .checked_sub(first)
+                    .map(|m| e.media_time = Some(m))
+                    .is_some(),
+                None => true,
+            })
+        });
+        let moov = rebased
+            .then(|| write_progressive_moov(&movie, &tables))
+            .flatten();
+        let not_progressive = match moov {
+            Some(moov) if file.append_optional(&moov)? => None,
+            Some(_) => Some("no room on the disk for the sample tables"),
+            // Damaged media a recovery kept: decode times that overlap, or a picture shown
+            // before its track's first sample is decoded.
+            None => Some("the sample tables cannot describe its media"),
+        };
+        let exactness = if let Some(why) = not_progressive {
+            tracing::warn!(clip = %file.path().display(), "{why}: finished as a fragmented MP4, presented from its keyframe");
+            let fragmented = Exactness::Fragmented;
+            let (movie, _) = finished_movie(
+                tracks,
+                ends,
+                self.creation_time,
+                &self.presentation,
+                fragmented,
+            );
+            let header = write_init(&movie);
+            if file.write_header(&header)?.is_none() {
+                // sync_header keeps FINISH_GROWTH bytes free, so this means a bug, not bad
+                // input.
+                return Err(RecordError::HeaderFull {
+                    sequence: self.last_sequence.unwrap_or(0),
+                    needed: header.len(),
+                    available: file.header_region(),
+                });
+            }
+            // The index only speeds up seeking; a clip finished on a full disk (see
+            // `salvage`) may have no room left for it.
+            if !file
+                .append_optional(&write_mfra(tracks.tracks[VIDEO].spec.track_id, &self.index))?
+            {
+                tracing::warn!(clip = %file.path().display(), "no room for the random access index (mfra): finished without it");
+            }
+            fragmented
+        } else {
+            sync_time += file.sync()?;
+            let header = crate::mp4::moov::ftyp().len() as u64;
+            file.hide_boxes(std::iter::once(header).chain(self.moofs.iter().copied()))?;
+            exact
+        };
+        let duration = self
+            .presentation
+            .video_duration(exactness)
+            .map_or_else(|| longest(tracks, ends), |p| ticks_to_duration(p, video_ts));
+        let presented_from = self.presentation.started_at(exactness);
         let path = file.path().to_owned();
+        // On the clip's presentation timeline, which starts where its edit list does.
+        let shown_from = self.presentation.start(exactness).unwrap_or(0);
         let discontinuities = self
             .timeline
             .discontinuities()
             .iter()
-            .map(|d: &Discontinuity| d.at as f64 / f64::from(video_ts))
+            .map(|d: &Discontinuity| (i128::from(d.at) - shown_from) as f64 / f64::from(video_ts))
             .collect();
-        let (bytes, sync_time) = file.finish()?;
+        let (bytes, last_sync) = file.finish()?;
         Ok(ClipSummary {
             path,
             duration,
@@ -567,7 +666,8 @@ impl Recording {
             dropped_samples: self.dropped_samples,
             discontinuities,
             ignored_tracks: self.ignored,
-            sync_time,
+            sync_time: sync_time + last_sync,
+            progressive: exactness == Exactness::Progressive,
         })
     }
 
@@ -593,6 +693,7 @@ fn finished_movie(
     ends: &[u64],
     creation_time: u64,
     presentation: &Presentation,
+    exactness: Exactness,
 ) -> (crate::mp4::moov::MovieSpec, Option<u64>) {
     let mut movie = tracks.movie(ends, creation_time, true);
     let video_ts = tracks.timescale(VIDEO);
@@ -600,13 +701,13 @@ fn finished_movie(
         .tracks
         .get(AUDIO)
         .map(|t| (t.spec.timescale, ends.get(AUDIO).copied().unwrap_or(0)));
-    let Some(edits) = presentation.edits(video_ts, audio) else {
+    let Some(edits) = presentation.edits(video_ts, audio, exactness) else {
         return (movie, None);
     };
     for (track, edits) in movie.tracks.iter_mut().zip(edits) {
         track.edits = edits;
     }
-    let presented = presentation.video_duration();
+    let presented = presentation.video_duration(exactness);
     if let Some(p) = presented {
         movie.duration = p;
         movie.fragment_duration = Some(p);
@@ -618,6 +719,7 @@ fn finished_movie(
 struct Rebuilt {
     tracks: ClipTracks,
     timeline: Timeline,
+    tables: Vec<TableBuilder>,
     fragments: u32,
     index: Vec<RandomAccessPoint>,
     presentation: Presentation,
@@ -677,6 +779,7 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
     let mut ends = vec![0u64; tracks.tracks.len()];
     let mut next = ends.clone();
     let mut index = Vec::new();
+    let mut tables = vec![TableBuilder::new(); tracks.tracks.len()];
     for (n, f) in fragments.iter().enumerate() {
         let expected = n + 1;
         if f.sequence as usize != expected {
@@ -712,6 +815,16 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
             })?;
             next[out] = end;
             ends[out] = ends[out].max(end);
+            let mut dts = base;
+            for r in &t.runs {
+                tables[out].push_chunk(
+                    f.payload + r.data_offset,
+                    t.sample_description_index,
+                    dts,
+                    &r.samples,
+                );
+                dts += r.samples.iter().map(|s| u64::from(s.duration)).sum::<u64>();
+            }
             let placed = Placed {
                 output: out,
                 base_decode_time: base,
@@ -719,7 +832,8 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
                 dropped: 0,
             };
             if out == VIDEO {
-                presentation.video(&placed, None);
+                let video_ts = tracks.timescale(VIDEO);
+                presentation.video(&placed, None, video_ts, None);
             } else if out == AUDIO {
                 presentation.audio(&placed);
             }
@@ -736,8 +850,16 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
         }
     }
 
-    let finished =
-        write_init(&finished_movie(&tracks, &ends, header.creation_time, &presentation).0);
+    let finished = write_init(
+        &finished_movie(
+            &tracks,
+            &ends,
+            header.creation_time,
+            &presentation,
+            Exactness::Fragmented,
+        )
+        .0,
+    );
     let fits = usize::try_from(header.region)
         .ok()
         .and_then(|r| r.checked_sub(finished.len()))
@@ -752,6 +874,7 @@ fn rebuild(header: &ScannedHeader, fragments: &[ScannedFragment]) -> Result<Rebu
     Ok(Rebuilt {
         tracks,
         timeline: Timeline::resumed(&timescales, &ends),
+        tables,
         fragments: u32::try_from(fragments.len()).map_err(|_| "too many fragments".to_owned())?,
         index,
         presentation,

@@ -27,11 +27,12 @@ use crate::mp4::moov::ftyp;
 use crate::mp4::{BoxHeader, BoxRef, Boxes, FourCc, InitSegment, Mp4Error, TrackFragment};
 
 use super::file::{ClipFile, PARTIAL_SUFFIX};
+use super::finishing::{self, Finishing};
 use super::{ClipSummary, Recording, RecoverError};
 
 /// The largest header (`ftyp` + `moov`) or `moof` read into memory. A clip's are a few KiB;
 /// anything near this is not a clip's.
-const MAX_BOX: u64 = 64 << 20;
+pub(super) const MAX_BOX: u64 = 64 << 20;
 
 /// The largest `free` box padding a clip's header region (it is 8 KiB and a bit).
 const MAX_FREE: u64 = 1 << 20;
@@ -77,7 +78,34 @@ pub struct Plan {
 ///   header preroll did not write, or a header that does not describe the fragments: the
 ///   file is left untouched and the error says why.
 pub fn recover(partial: &Path) -> Result<Recovered, RecoverError> {
-    let (file, scan) = open_and_scan(partial, false)?;
+    let (mut file, layout) = open_and_scan(partial, false)?;
+    let scan = match layout {
+        Layout::Fragmented(scan) => scan,
+        Layout::Finishing(f) => {
+            // Its progressive moov is durable: hide what is left of the fragmented layout.
+            file.hide_boxes(f.moofs.iter().copied())?;
+            let path = file.path().to_owned();
+            let (bytes, sync_time) = file.finish()?;
+            return Ok(Recovered {
+                partial: partial.to_owned(),
+                summary: ClipSummary {
+                    path,
+                    duration: f.duration,
+                    presented_from: None,
+                    bytes,
+                    segments: 0,
+                    fragments: f.fragments,
+                    dropped_samples: 0,
+                    discontinuities: Vec::new(),
+                    ignored_tracks: Vec::new(),
+                    sync_time,
+                    progressive: true,
+                },
+                cut_bytes: 0,
+                damage: None,
+            });
+        }
+    };
     if let Some(why) = scan.nothing_to_keep(partial)? {
         let bytes = scan.file_len;
         file.remove()?;
@@ -110,7 +138,21 @@ pub fn recover(partial: &Path) -> Result<Recovered, RecoverError> {
 /// the same errors ([`RecoverError::Empty`] with `removed: false` for a file it would
 /// remove). It takes the lock for a moment, read-only, to see whether a recorder holds it.
 pub fn inspect(partial: &Path) -> Result<Plan, RecoverError> {
-    let (file, scan) = open_and_scan(partial, true)?;
+    let (file, layout) = open_and_scan(partial, true)?;
+    let scan = match layout {
+        Layout::Fragmented(scan) => scan,
+        Layout::Finishing(f) => {
+            return Ok(Plan {
+                partial: partial.to_owned(),
+                path: file.path().to_owned(),
+                duration: f.duration,
+                fragments: f.fragments,
+                keep: file.len(),
+                cut_bytes: 0,
+                damage: None,
+            });
+        }
+    };
     if let Some(why) = scan.nothing_to_keep(partial)? {
         return Err(RecoverError::Empty {
             partial: partial.to_owned(),
@@ -165,8 +207,16 @@ pub fn final_name(partial: &Path) -> Option<PathBuf> {
     Some(partial.with_file_name(std::ffi::OsStr::from_bytes(stem)))
 }
 
+/// What a `.partial` was left as.
+enum Layout {
+    /// Being recorded: a fragmented MP4, possibly with a torn tail.
+    Fragmented(Scan),
+    /// Being finished as a progressive MP4, past the point of no return.
+    Finishing(Finishing),
+}
+
 /// Opens and locks the partial, refuses when the final name is taken, and reads its layout.
-fn open_and_scan(partial: &Path, read_only: bool) -> Result<(ClipFile, Scan), RecoverError> {
+fn open_and_scan(partial: &Path, read_only: bool) -> Result<(ClipFile, Layout), RecoverError> {
     let path = final_name(partial).ok_or_else(|| RecoverError::NotPartial {
         path: partial.to_owned(),
     })?;
@@ -177,8 +227,25 @@ fn open_and_scan(partial: &Path, read_only: bool) -> Result<(ClipFile, Scan), Re
             path,
         });
     }
+    let io_err = |e| RecoverError::Io {
+        op: "reading",
+        path: partial.to_owned(),
+        source: e,
+    };
+    let ftyp_len = ftyp().len() as u64;
+    if file.len() > ftyp_len
+        && read_at(file.file(), 0, ftyp_len).map_err(io_err)? == ftyp()
+        && let Some(f) = finishing::read(file.file(), ftyp_len, file.len())
+            .map_err(io_err)?
+            .map_err(|source| RecoverError::NotOurs {
+                partial: partial.to_owned(),
+                source,
+            })?
+    {
+        return Ok((file, Layout::Finishing(f)));
+    }
     let scan = Scan::read(file.file(), file.len(), partial)?;
-    Ok((file, scan))
+    Ok((file, Layout::Fragmented(scan)))
 }
 
 /// What a `.partial` holds.
@@ -211,6 +278,8 @@ pub(crate) struct ScannedFragment {
     /// Its `mfhd` sequence number.
     pub sequence: u32,
     pub tracks: Vec<TrackFragment>,
+    /// Absolute offset of its `mdat`'s payload (where the runs' `data_offset`s count from).
+    pub payload: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -222,7 +291,7 @@ pub(crate) struct Damage {
 }
 
 /// One box header read from the file.
-enum Probe {
+pub(super) enum Probe {
     /// A box with its size, wholly in the file.
     Box(BoxHeader, u64),
     /// A box whose size runs past the end of the file.
@@ -556,13 +625,14 @@ fn read_fragment(
             offset: pos,
             sequence,
             tracks,
+            payload,
         },
         mdat_at + msize,
     )))
 }
 
 /// The box header at `pos`, with the box's size, when the whole box lies inside the file.
-fn probe(file: &File, pos: u64, len: u64) -> io::Result<Probe> {
+pub(super) fn probe(file: &File, pos: u64, len: u64) -> io::Result<Probe> {
     let left = len - pos;
     let buf = read_at(file, pos, left.min(BoxHeader::MAX_LEN as u64))?;
     if buf.len() >= 8 && buf[..8].iter().all(|&b| b == 0) {
@@ -631,7 +701,7 @@ fn zeros_from(file: &File, mut pos: u64, len: u64) -> io::Result<bool> {
     Ok(true)
 }
 
-fn read_at(file: &File, pos: u64, n: u64) -> io::Result<Vec<u8>> {
+pub(super) fn read_at(file: &File, pos: u64, n: u64) -> io::Result<Vec<u8>> {
     let n = usize::try_from(n).map_err(io::Error::other)?;
     let mut buf = vec![0u8; n];
     file.read_exact_at(&mut buf, pos)?;
