@@ -38,6 +38,11 @@ struct Setup {
 }
 
 fn setup(gop: u32) -> Setup {
+    setup_waiting(gop, SETTLE)
+}
+
+/// `setup`, triggering `settle` after the service started.
+fn setup_waiting(gop: u32, settle: Duration) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let rtsp = RtspServer::start(&[("cam", &format!("live:h264?gop={gop}"))], Auth::None).unwrap();
     // The ring holds more than a GOP, so lookback 0 always finds the GOP's keyframe.
@@ -51,12 +56,11 @@ fn setup(gop: u32) -> Setup {
     // connects.
     svc.wait_cameras(&["cam"], 1.0, Duration::from_secs(60));
     // Right after a connect, frames are placed late on the arrival clock (by up to a read
-    // batch, see `source::arrival`) and the estimate only settles over the next frames,
-    // while a clip keeps the start its first part had when it was taken. A clip triggered
-    // about 1 s after the connect on a 1 s GOP camera gave pre-roll 0.98-0.99 s and 3.36-3.41
-    // s after the trigger for 3 s asked (4.36-4.40 s of media); 6 s after the connect, 0.37 s
-    // and 3.01-3.03 s. These tests are about the end, so they trigger once that has settled.
-    let settled = started + SETTLE;
+    // batch, see `source::arrival`) and the estimate only settles over the next frames. A
+    // clip places its start again with every part of its first stream (see
+    // `a_clip_triggered_right_after_the_connect_starts_and_ends_on_time`); the other tests
+    // trigger once the estimate has settled.
+    let settled = started + settle;
     if let Some(wait) = settled.checked_duration_since(Instant::now()) {
         sleep(wait);
     }
@@ -293,5 +297,26 @@ fn sigterm_mid_gop_ends_the_clip_at_the_signal() {
     assert!(
         (after - signalled).abs() <= 0.15,
         "{after} s after the trigger, SIGTERM {signalled} s after it: {done}"
+    );
+}
+
+/// Triggered as soon as the camera's first parts are in, while the arrival clock's estimate of
+/// when they arrived is still settling: the clip's start is placed again by its later parts,
+/// so its pre-roll and end are as asked. (Before it was, a clip triggered about 1 s after the
+/// connect, lookback 0, reported 3.36-3.41 s after the trigger for 3 s asked.)
+#[test]
+fn a_clip_triggered_right_after_the_connect_starts_and_ends_on_time() {
+    let s = setup_waiting(25, Duration::ZERO);
+    // The ring holds at least a second (wait_cameras), so it reaches 0.5 s back.
+    let clip = s.svc.clip("cam", r#"{"lookback": 0.5, "duration": 3}"#);
+    let done = s.svc.wait_final(id(&clip), Duration::from_secs(30));
+    let after = after_trigger(&done, 0.5);
+    eprintln!(
+        "right after the connect: duration {} preroll {} after trigger {after:.3} s",
+        done["duration"], done["preroll"]
+    );
+    assert!(
+        (after - 3.0).abs() <= ONE_FRAME,
+        "{after} s after the trigger, asked 3 s: {done}"
     );
 }

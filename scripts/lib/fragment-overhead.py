@@ -3,8 +3,11 @@
 
     fragment-overhead.py CLIP.mp4
 
-Walks the top-level boxes: every `moof` (whole box), the 8 or 16 bytes of each `mdat`
-header, the `mfra` and the rest (ftyp, moov, anything else). Media = the mdat payloads.
+Walks the top-level boxes: every `moof` (whole box; in a clip finished progressive, the
+`free` boxes the moofs became, which still take their room), the 8 or 16 bytes of each `mdat`
+header, the `mfra` (clips finished fragmented), the progressive `moov` with the sample tables
+at the end (clips finished progressive) and the rest (ftyp, the header moov, anything else).
+Media = the mdat payloads.
 Then, from the same `moof`s, what one fragment per GOP would have cost (the layout before
 parts): the fragments from one that starts with a video sync sample up to the next are
 merged, keeping one moof + mfhd header, one traf + tfhd + tfdt + trun header per track, all
@@ -50,10 +53,19 @@ def trun_layout(buf, pos):
 
 def main(path):
     buf = open(path, "rb").read()
-    totals = {"moof": 0, "mdat_hdr": 0, "mdat": 0, "mfra": 0, "other": 0}
+    totals = {"moof": 0, "mdat_hdr": 0, "mdat": 0, "mfra": 0, "tables": 0, "other": 0}
     frags = []  # per moof: {track: (traf_fixed, per_sample, samples, sync)}
     video_track = None
+    seen_mdat = False
     for kind, pos, size, header in boxes(buf, 0, len(buf)):
+        # Finishing hides the fragmented header and the moofs as free boxes of the same size.
+        if kind == "free" and buf[pos + 12 : pos + 16] == b"mfhd":
+            kind = "moof"
+        elif kind == "free" and buf[pos + 12 : pos + 16] == b"mvhd":
+            kind = "moov"
+        if kind == "moov" and seen_mdat:
+            totals["tables"] += size
+            continue
         if kind == "moof":
             totals["moof"] += size
             frag = {}
@@ -74,6 +86,7 @@ def main(path):
                 frag[track] = (fixed, per, count, sync)
             frags.append(frag)
         elif kind == "mdat":
+            seen_mdat = True
             totals["mdat_hdr"] += header
             totals["mdat"] += size - header
         elif kind == "mfra":
@@ -109,8 +122,9 @@ def main(path):
     seconds = float(subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
         check=True, capture_output=True, text=True).stdout)
-    media, hdr = totals["mdat"], totals["moof"] + totals["mdat_hdr"] + totals["mfra"]
-    gop_hdr = gop_moof + 8 * len(gops) + totals["mfra"]
+    media = totals["mdat"]
+    hdr = totals["moof"] + totals["mdat_hdr"] + totals["mfra"] + totals["tables"]
+    gop_hdr = gop_moof + 8 * len(gops) + totals["mfra"] + totals["tables"]
     per_hour = 3600 / seconds
     print(f"clip: {path}, {seconds:.3f} s, {len(buf)} bytes, video track {video_track}")
     print(f"  media (mdat payloads)    {media:>12,} bytes  ({8 * media / seconds / 1e6:.3f} Mb/s)")
@@ -118,6 +132,7 @@ def main(path):
     print(f"  moof                     {totals['moof']:>12,} bytes  ({totals['moof'] / len(frags):.0f} per fragment)")
     print(f"  mdat headers             {totals['mdat_hdr']:>12,} bytes")
     print(f"  mfra                     {totals['mfra']:>12,} bytes")
+    print(f"  progressive moov (tables){totals['tables']:>12,} bytes")
     print(f"  ftyp + moov + other      {totals['other']:>12,} bytes (once per clip, not counted)")
     print(f"  parts as recorded:  {hdr:>10,} bytes = {100 * hdr / media:.3f} % of the media,"
           f" {hdr * per_hour / 1e6:.2f} MB per hour")
