@@ -156,9 +156,9 @@ fn record_file(src: &Path, codec: &str) -> Probe {
     clip
 }
 
-#[test]
-fn h264_ts_records_a_clean_clip() {
-    let clip = record_ts(H264, "h264");
+/// Without B-frames, every picture is decoded when it is shown.
+#[track_caller]
+fn assert_no_reordering(clip: &Probe) {
     let v = clip.packets_of(clip.stream_of("video").unwrap());
     assert!(
         v.iter().all(|p| p.pts == p.dts),
@@ -166,11 +166,21 @@ fn h264_ts_records_a_clean_clip() {
     );
 }
 
-#[test]
-fn h264_ts_with_b_frames_keeps_their_order() {
-    let clip = record_ts(H264_B, "h264");
+/// With B-frames, some pictures are shown before the one decoded before them.
+#[track_caller]
+fn assert_b_frames_kept(clip: &Probe) {
     let v = clip.packets_of(clip.stream_of("video").unwrap());
     assert!(v.windows(2).any(|w| w[1].pts < w[0].pts), "B-frames kept");
+}
+
+#[test]
+fn h264_ts_records_a_clean_clip() {
+    assert_no_reordering(&record_ts(H264, "h264"));
+}
+
+#[test]
+fn h264_ts_with_b_frames_keeps_their_order() {
+    assert_b_frames_kept(&record_ts(H264_B, "h264"));
 }
 
 #[test]
@@ -180,23 +190,17 @@ fn h265_ts_records_a_clean_clip() {
 
 #[test]
 fn h264_mkv_records_a_clean_clip() {
-    let clip = record_mkv(H264, "h264");
-    let v = clip.packets_of(clip.stream_of("video").unwrap());
-    assert!(
-        v.iter().all(|p| p.pts == p.dts),
-        "no B-frames, no reordering"
-    );
+    assert_no_reordering(&record_mkv(H264, "h264"));
 }
 
 #[test]
 fn h264_mkv_with_b_frames_keeps_their_order_and_starts_at_zero() {
     // Matroska stores presentation times only: the decode times are derived.
     let clip = record_mkv(H264_B, "h264");
+    assert_b_frames_kept(&clip);
     let v = clip.stream_of("video").unwrap();
-    let p = clip.packets_of(v);
-    assert!(p.windows(2).any(|w| w[1].pts < w[0].pts), "B-frames kept");
     assert!(
-        p.iter().all(|p| p.dts <= p.pts),
+        clip.packets_of(v).iter().all(|p| p.dts <= p.pts),
         "no frame decoded after it is shown"
     );
     assert_eq!(
@@ -357,6 +361,44 @@ fn an_mkv_read_flat_out_gives_every_frame_in_its_time() {
 }
 
 #[test]
+fn mkv_pcm_audio_is_kept_losslessly_as_flac() {
+    let d = tempfile::tempdir().unwrap();
+    let ts = ts_file(d.path(), "cam.ts", 6, H264);
+    let src = d.path().join("pcm.mkv");
+    ffmpeg(&["-i", s(&ts), "-c:v", "copy", "-c:a", "pcm_s16le", s(&src)]);
+    let out = d.path().join("whole.mp4");
+    clip_flat_out(&src, &out);
+    assert_decodes_cleanly(&out);
+    let clip = Probe::of(&out);
+    assert_eq!(clip.streams[clip.stream_of("audio").unwrap()].codec, "flac");
+    // Every sample of the clip, as decoded, is the file's own, in a run.
+    let pcm = |input: &[&str]| {
+        let mut c = std::process::Command::new("ffmpeg");
+        c.args(["-nostdin", "-v", "error"])
+            .args(input)
+            .args(["-map", "0:a", "-f", "s16le", "-"]);
+        run(&mut c).stdout
+    };
+    // All of the clip's samples, not just those its edit list shows.
+    let kept = pcm(&["-ignore_editlist", "1", "-i", s(&out)]);
+    let file = pcm(&["-i", s(&src)]);
+    assert!(
+        kept.len() > file.len() * 9 / 10,
+        "{} of {} bytes",
+        kept.len(),
+        file.len()
+    );
+    let at = file
+        .windows(4096)
+        .position(|w| w == &kept[..4096])
+        .expect("the clip's first samples are in the file");
+    assert!(
+        file[at..].starts_with(&kept),
+        "the samples differ after byte {at}"
+    );
+}
+
+#[test]
 fn a_truncated_mkv_ends_cleanly() {
     let d = tempfile::tempdir().unwrap();
     let full = mkv_file(d.path(), "full.mkv", 6, H264_B);
@@ -398,30 +440,10 @@ fn a_truncated_mkv_ends_cleanly() {
 #[test]
 fn an_mkv_with_audio_preroll_cannot_keep_records_its_video() {
     let d = tempfile::tempdir().unwrap();
+    // The TS's video as it is, its audio as Vorbis.
+    let ts = ts_file(d.path(), "cam.ts", 9, H264);
     let src = d.path().join("vorbis.mkv");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        "9",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        "25",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-c:a",
-        "libvorbis",
-        s(&src),
-    ]);
+    ffmpeg(&["-i", s(&ts), "-c:v", "copy", "-c:a", "libvorbis", s(&src)]);
     let out = d.path().join("clip.mp4");
     let run = preroll(&[
         "record",
