@@ -92,7 +92,9 @@ impl Cadence {
     /// samples), when it has one. `None` until a first anchor is known.
     pub fn place(&mut self, anchor: Option<i64>, len: i64) -> Option<i64> {
         if let Some(t) = anchor
-            && self.next.is_none_or(|n| (t - n).abs() >= len / 2)
+            && self
+                .next
+                .is_none_or(|n| t.abs_diff(n) >= len.unsigned_abs() / 2)
         {
             self.next = Some(t);
         }

@@ -39,6 +39,12 @@ const RESYNC_SCAN: u64 = 16 << 20;
 /// The Cluster ID as it is written, to find the next one after damage.
 const CLUSTER_ID: [u8; 4] = id::CLUSTER.to_be_bytes();
 
+/// Block times beyond ±100 years (in ns) are damage.
+const MAX_NANOS: i128 = 100 * 366 * 86_400 * 1_000_000_000;
+
+/// Damage warnings per file before they are only counted.
+const DAMAGE_WARNINGS: u64 = 8;
+
 /// Audio frames held at most while the first video frames wait for their decode times (the
 /// reorder window is 8 frames, a third of a second).
 const MAX_EARLY_AUDIO: usize = 256;
@@ -85,9 +91,12 @@ pub struct Demuxer<R> {
     warnings: Vec<String>,
     ended: bool,
     /// Frames dropped because their time went back past one already placed, and because
-    /// their data was broken.
+    /// their data (or time) was broken.
     pub out_of_order: u64,
     pub broken: u64,
+    /// Places where damage was found: each is warned about up to [`DAMAGE_WARNINGS`], then
+    /// only counted, so a file of garbage cannot flood the log (or the said-once set).
+    damage: u64,
 }
 
 impl<R: Read + Seek> Demuxer<R> {
@@ -110,6 +119,7 @@ impl<R: Read + Seek> Demuxer<R> {
             ended: false,
             out_of_order: 0,
             broken: 0,
+            damage: 0,
         })
     }
 
@@ -171,16 +181,24 @@ impl<R: Read + Seek> Demuxer<R> {
         Ok(true)
     }
 
+    /// A warning about damage at one place (see `damage`).
+    fn damaged(&mut self, text: impl FnOnce() -> String) {
+        self.damage += 1;
+        if self.damage <= DAMAGE_WARNINGS {
+            self.warnings.push(text());
+        }
+    }
+
     /// Skips from damage at `bad` to the next Cluster, or ends the file when there is none
     /// near.
     fn resync(&mut self, at: u64, bad: u64, problem: &str) -> Result<(), MkvError> {
         let from = at.max(bad).saturating_add(1);
         self.input.seek_to(from)?;
         let found = self.input.find(&CLUSTER_ID, RESYNC_SCAN)?;
-        self.warnings.push(match found {
+        self.damaged(|| match found {
             Some(to) => format!(
                 "byte {bad}: {problem}; skipped {} bytes to the next Cluster",
-                to - at
+                to.saturating_sub(at)
             ),
             None => format!(
                 "byte {bad}: {problem}; no Cluster follows within {} MiB, so the file ends there",
@@ -460,8 +478,15 @@ impl<R: Read + Seek> Demuxer<R> {
             ));
         };
         // Nanoseconds, in 128 bits: a hostile scale times a hostile timestamp cannot wrap.
+        // Times past what any recording reaches are damage, kept away from the arithmetic
+        // of decode-time derivation and pacing.
         let ns =
             (i128::from(cluster) + i128::from(b.timestamp)).saturating_mul(i128::from(self.scale));
+        if ns.abs() > MAX_NANOS {
+            self.broken += 1;
+            self.damaged(|| format!("block at byte {at}: a timestamp of {ns} ns; dropped"));
+            return Ok(());
+        }
         if is_video {
             self.video_block(&data, &b, ns, keyframe, at, out)
         } else {
@@ -490,7 +515,7 @@ impl<R: Read + Seek> Demuxer<R> {
                 (_, Some(d)) => ns.saturating_add(i128::from(d).saturating_mul(i as i128)),
                 (_, None) => {
                     self.broken += 1;
-                    self.warnings.push(format!(
+                    self.damaged(|| format!(
                         "block at byte {at}: laced video frames without a DefaultDuration; all but the first dropped"
                     ));
                     break;
@@ -499,9 +524,9 @@ impl<R: Read + Seek> Demuxer<R> {
             let frame = unstrip(&v.strip, &data[range.clone()]);
             let Some(nals) = length_prefixed(&frame, v.nal_length) else {
                 self.broken += 1;
-                self.warnings.push(format!(
-                    "video block at byte {at}: a NAL unit runs past the frame; dropped"
-                ));
+                self.damaged(|| {
+                    format!("video block at byte {at}: a NAL unit runs past the frame; dropped")
+                });
                 continue;
             };
             let Some(au) = v.video.access_unit(nals.into_iter(), frame.len()) else {
@@ -571,16 +596,17 @@ impl<R: Read + Seek> Demuxer<R> {
         // The block's time anchors its first frame; laced frames follow on the sample clock.
         let mut anchor = Some(ticks(ns, rate));
         let mut frames = Vec::new();
+        let mut problems = Vec::new();
         for range in &b.frames {
             let frame = unstrip(&a.strip, &data[range.clone()]);
             match audio_frames(a, &frame, &mut anchor) {
                 Ok(f) => frames.extend(f),
-                Err(e) => {
-                    self.broken += 1;
-                    self.warnings
-                        .push(format!("audio block at byte {at}: {e}; dropped"));
-                }
+                Err(e) => problems.push(e),
             }
+        }
+        for e in problems {
+            self.broken += 1;
+            self.damaged(|| format!("audio block at byte {at}: {e}; dropped"));
         }
         self.send_audio(frames, out);
     }
@@ -594,6 +620,12 @@ impl<R: Read + Seek> Demuxer<R> {
             self.warnings.push(format!(
                 "{} frames dropped out of order, {} broken",
                 self.out_of_order, self.broken
+            ));
+        }
+        if self.damage > DAMAGE_WARNINGS {
+            self.warnings.push(format!(
+                "damage at {} places in all (the first {DAMAGE_WARNINGS} were named)",
+                self.damage
             ));
         }
     }
