@@ -5,13 +5,15 @@
 //!
 //! Small parts, one job each: [`ebml`] (element IDs and sizes), [`input`] (bounded reads),
 //! [`tracks`] (EBML header, Info, Tracks), [`codecs`] (which tracks are recorded, as what),
-//! [`block`] (block headers and lacing), [`demux`] (the walk, and frames out of blocks).
+//! [`block`] (block headers and lacing), [`demux`] (the walk through Segment and Clusters),
+//! [`frames`] (blocks to frames: decode times, audio timing, the params).
 
 mod block;
 mod codecs;
 mod demux;
 mod ebml;
 mod error;
+mod frames;
 mod input;
 mod tracks;
 
