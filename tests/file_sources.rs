@@ -514,57 +514,40 @@ fn assert_refused(file: &Path, looks_like: &str) {
 fn files_preroll_cannot_read_are_refused_at_once_with_what_they_are() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let webm = dir.join("clip.webm");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x120:rate=25",
-        "-t",
-        "1",
+    // One second of a small picture or a tone, in `codec`, into `name`.
+    let one_second = |name: &str, source: &str, codec: &[&str]| {
+        let path = dir.join(name);
+        let mut args = vec!["-f", "lavfi", "-i", source, "-t", "1"];
+        args.extend_from_slice(codec);
+        args.push(s(&path));
+        ffmpeg(&args);
+        path
+    };
+    const PICTURE: &str = "testsrc2=size=160x120:rate=25";
+    const TONE: &str = "sine=frequency=440:sample_rate=48000";
+    let vp9 = [
         "-c:v",
         "libvpx-vp9",
         "-deadline",
         "realtime",
         "-cpu-used",
         "8",
-        s(&webm),
-    ]);
+    ];
+    let webm = one_second("clip.webm", PICTURE, &vp9);
     assert_refused(&webm, "a WebM file whose video is VP9 (V_VP9)");
-
-    let radio = dir.join("radio.mkv");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        "1",
-        "-c:a",
-        "libopus",
-        s(&radio),
-    ]);
+    let radio = one_second("radio.mkv", TONE, &["-c:a", "libopus"]);
     assert_refused(
         &radio,
         "a Matroska file with no video track (it holds Opus audio",
     );
-
-    let flv = dir.join("clip.flv");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x120:rate=25",
-        "-t",
-        "1",
-        "-c:v",
-        "libx264",
-        s(&flv),
-    ]);
+    let flv = one_second("clip.flv", PICTURE, &["-c:v", "libx264"]);
     assert_refused(
         &flv,
         "an FLV file; preroll reads MP4, MPEG-TS and Matroska/WebM files",
     );
+    // A TS without video is a TS, but still nothing to record.
+    let audio_only = one_second("radio.ts", TONE, &["-c:a", "aac", "-f", "mpegts"]);
+    assert_refused(&audio_only, "no H.264 or H.265 video in the program");
 
     let jpeg = dir.join("still.jpg");
     ffmpeg(&[
@@ -599,21 +582,4 @@ fn files_preroll_cannot_read_are_refused_at_once_with_what_they_are() {
         .collect();
     std::fs::write(&random, &bytes).unwrap();
     assert_refused(&random, "not a media file preroll knows (it starts with");
-
-    // A TS without video is a TS, but still nothing to record.
-    let audio_only = dir.join("radio.ts");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        "1",
-        "-c:a",
-        "aac",
-        "-f",
-        "mpegts",
-        s(&audio_only),
-    ]);
-    assert_refused(&audio_only, "no H.264 or H.265 video in the program");
 }
