@@ -16,12 +16,16 @@ use preroll::mp4::samples::SampleTable;
 use preroll::mp4::{BoxRef, Boxes, FourCc, Fragment, InitSegment};
 use preroll::recorder::{ClipOptions, RecordError, Recording, SegmentOutcome, inspect, recover};
 use preroll::segment::Segment;
+use preroll::source::{SourceEvent, matroska_events};
 
 /// Boxes whose body is a sequence of boxes (ISO/IEC 14496-12), walked into by [`boxes`].
 const CONTAINERS: [&[u8; 4]; 14] = [
     b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"edts", b"dinf",
     b"udta", b"mfra", b"meta", b"sinf",
 ];
+
+/// Events taken from one Matroska input at most (a tiny file can lace thousands of frames).
+const MAX_EVENTS: usize = 20_000;
 
 /// A sample table can claim billions of samples in a few bytes; iterate this many at most.
 const MAX_SAMPLES: usize = 100_000;
@@ -363,4 +367,35 @@ fn file_len(path: &Path) -> u64 {
 
 fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
+}
+
+/// The Matroska reader on any bytes: params come before any frame, every frame belongs to a
+/// track they declare and carries both times, and video decode times strictly increase (the
+/// pipeline after the reader relies on it). Returns how many frames came out.
+pub fn matroska(data: &[u8]) -> usize {
+    let (events, _error) = matroska_events(data, MAX_EVENTS);
+    let mut tracks = None;
+    let mut last_video_dts = None;
+    let mut frames = 0;
+    for e in &events {
+        match e {
+            SourceEvent::Params(p) => tracks = Some(p.len()),
+            SourceEvent::Frame(f) => {
+                frames += 1;
+                let n = tracks.expect("a frame before any params");
+                assert!(f.track < n, "frame of track {} with {n} tracks", f.track);
+                let (Some(dts), Some(_)) = (f.dts, f.pts) else {
+                    panic!("a frame without both times: {f:?}");
+                };
+                if f.track == 0 {
+                    if let Some(last) = last_video_dts {
+                        assert!(dts > last, "video dts {dts} after {last}");
+                    }
+                    last_video_dts = Some(dts);
+                }
+            }
+            SourceEvent::Lost(_) => {}
+        }
+    }
+    frames
 }

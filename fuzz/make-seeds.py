@@ -82,6 +82,30 @@ def preroll_files(work, media):
     return finished.read_bytes(), partial.read_bytes()
 
 
+def matroska_seeds(work):
+    """Tiny Matroska files as ffmpeg and GStreamer write them: H.264 with AAC, with B-frames
+    and 16-bit PCM, H.265, and a live one (Segment and Clusters of unknown size)."""
+    lavfi = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10",
+             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000", "-t", "1",
+             "-pix_fmt", "yuv420p", "-g", "5", "-b:v", "40k"]
+    variants = {
+        "h264-aac.mkv": ["-c:v", "libx264", "-bf", "0", "-c:a", "aac", "-b:a", "16k"],
+        "h264-bframes-pcm.mkv": ["-c:v", "libx264", "-bf", "2", "-c:a", "pcm_s16le"],
+        "h265.mkv": ["-c:v", "libx265", "-x265-params", "log-level=error", "-an"],
+    }
+    for name, args in variants.items():
+        out = work / name
+        run([*lavfi, *args, str(out)])
+        write("matroska", name, out.read_bytes())
+    ts = work / "live-src.ts"
+    run([*lavfi, "-c:v", "libx264", "-bf", "0", "-c:a", "aac", "-b:a", "16k", str(ts)])
+    live = work / "live.mkv"
+    run(["gst-launch-1.0", "-q", "filesrc", f"location={ts}", "!", "tsdemux", "name=d",
+         "d.", "!", "h264parse", "!", "queue", "!", "matroskamux", "streamable=true", "name=m",
+         "!", "filesink", f"location={live}", "d.", "!", "aacparse", "!", "queue", "!", "m."])
+    write("matroska", "live.mkv", live.read_bytes())
+
+
 def main():
     if not PREROLL.exists():
         sys.exit(f"{PREROLL} is missing: run `cargo build --release` first")
@@ -118,6 +142,7 @@ def main():
         write("recover", "killed-torn.partial", partial[: len(partial) - 700])
         write("recover", "finished-clip", finished)
         write("recover", "header-only", partial[:9000])
+        matroska_seeds(work)
     for d in sorted(SEEDS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

@@ -39,7 +39,13 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     s
 }
 
-const TARGETS: [&str; 4] = ["boxes", "init_fragments", "clip_writer", "recover"];
+const TARGETS: [&str; 5] = [
+    "boxes",
+    "init_fragments",
+    "clip_writer",
+    "recover",
+    "matroska",
+];
 
 /// Runs `data` through the body of fuzz target `target`.
 fn replay(target: &str, data: &[u8]) {
@@ -48,6 +54,7 @@ fn replay(target: &str, data: &[u8]) {
         "init_fragments" => drop(bodies::init_fragments(data)),
         "clip_writer" => drop(bodies::clip_writer(data)),
         "recover" => drop(bodies::recover_partial(data)),
+        "matroska" => drop(bodies::matroska(data)),
         _ => panic!("no fuzz target {target}"),
     }
 }
@@ -83,6 +90,10 @@ fn seeds_parse_and_make_clips() {
     for (name, data) in seeds("clip_writer") {
         let samples = bodies::clip_writer(&data);
         assert!(samples >= 10, "clip_writer/{name}: {samples} samples");
+    }
+    for (name, data) in seeds("matroska") {
+        let frames = bodies::matroska(&data);
+        assert!(frames >= 10, "matroska/{name}: {frames} frames");
     }
     for (name, data) in seeds("recover") {
         let fragments = bodies::recover_partial(&data);

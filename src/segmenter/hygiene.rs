@@ -8,7 +8,7 @@ use crate::mp4::{Codec, TrackKind};
 use crate::source::{Frame, TrackParams};
 
 use super::adts::strip_adts;
-use super::reorder::Reorder;
+use crate::source::reorder::Reorder;
 
 #[derive(Debug, Clone)]
 pub struct HygieneOptions {

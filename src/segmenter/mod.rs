@@ -11,7 +11,6 @@
 
 mod adts;
 mod hygiene;
-mod reorder;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

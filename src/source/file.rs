@@ -1,7 +1,7 @@
 //! Replaying a file as if a camera sent it: paced in real time, or flat out for tests and
 //! benchmarks, once or looped forever with continuous timestamps. MP4 (fragmented or
-//! progressive) and MPEG-TS are read; what the file is gets sniffed first, so anything else is
-//! refused at once with what it looks like.
+//! progressive), MPEG-TS and Matroska/WebM are read; what the file is gets sniffed first, so
+//! anything else is refused at once with what it looks like.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use crate::remux::playlist::Resource;
 
 use super::passes::Passes;
 use super::sniff::{FileKind, sniff_file};
-use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, ts};
+use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, mkv, ts};
 
 /// How fast a file is replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,8 @@ enum Media {
         init: InitSegment,
     },
     /// A reader thread that sends events in order and loops by itself: a progressive MP4
-    /// (walking its sample tables, see [`progressive`]) or an MPEG-TS file ([`ts`]).
+    /// (walking its sample tables, see [`progressive`]), an MPEG-TS file ([`ts`]) or a
+    /// Matroska one ([`mkv`]).
     Reader {
         events: tokio::sync::mpsc::Receiver<Result<SourceEvent, SourceError>>,
     },
@@ -86,11 +87,16 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
 }
 
 impl FileSource {
-    /// Opens an MP4 (fragmented or progressive) or MPEG-TS file; other formats are refused
-    /// at once ([`SourceErrorKind::Unsupported`]) with what they look like.
+    /// Opens an MP4 (fragmented or progressive), MPEG-TS or Matroska/WebM file; other
+    /// formats are refused at once ([`SourceErrorKind::Unsupported`]) with what they look
+    /// like.
     pub fn open(path: &Path, pace: Pace, looping: bool) -> Result<FileSource, SourceError> {
-        if let FileKind::MpegTs { packet, start } = sniff_file(path)? {
-            let (params, events) = ts::open(path, packet, start, looping)?;
+        let streamed = match sniff_file(path)? {
+            FileKind::MpegTs { packet, start } => Some(ts::open(path, packet, start, looping)?),
+            FileKind::Matroska | FileKind::WebM => Some(mkv::open(path, looping)?),
+            _ => None,
+        };
+        if let Some((params, events)) = streamed {
             return Ok(Self::with_tracks(
                 path.display().to_string(),
                 params,

@@ -2,16 +2,22 @@
 //! the same thing — track parameters, then frames — behind the [`Source`] trait, so every stage
 //! after this one is the same for all of them and can be tested with real files.
 
+mod aac;
 mod arrival;
 mod demo;
 mod error;
 mod file;
+mod interleave;
+mod mkv;
 mod passes;
 mod redact;
+pub(crate) mod reorder;
+mod replay;
 mod rtsp;
 pub mod sniff;
 mod spec;
 mod ts;
+mod video;
 
 use std::future::Future;
 use std::time::Instant;
@@ -23,6 +29,7 @@ use crate::mp4::{Codec, TrackKind};
 pub use demo::demo_source;
 pub use error::{SourceError, SourceErrorKind};
 pub use file::{FileSource, Pace};
+pub use mkv::{MkvError, events as matroska_events};
 pub use redact::redact_url;
 pub use rtsp::{RtspOptions, RtspSource, Transport};
 pub use spec::{AnySource, SourceSpec};

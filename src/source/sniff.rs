@@ -51,7 +51,10 @@ pub enum FileKind {
 
 impl FileKind {
     pub fn is_supported(self) -> bool {
-        matches!(self, FileKind::Mp4 | FileKind::MpegTs { .. })
+        matches!(
+            self,
+            FileKind::Mp4 | FileKind::MpegTs { .. } | FileKind::Matroska | FileKind::WebM
+        )
     }
 
     /// What the file is, as said in a refusal ("a Matroska file").
@@ -263,7 +266,7 @@ pub fn sniff_file(path: &Path) -> Result<FileKind, SourceError> {
     Err(SourceError::new(
         SourceErrorKind::Unsupported,
         format!(
-            "{shown}: {}{detail}; preroll reads MP4 and MPEG-TS files",
+            "{shown}: {}{detail}; preroll reads MP4, MPEG-TS and Matroska/WebM files",
             kind.describe()
         ),
     ))
@@ -286,6 +289,11 @@ mod tests {
     #[test]
     fn names_supported_formats() {
         assert_eq!(sniff(b"\0\0\0\x20ftypisom\0\0\0\0"), FileKind::Mp4);
+        let mkv = sniff(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x88matroska");
+        assert_eq!(mkv, FileKind::Matroska);
+        let webm = sniff(b"\x1a\x45\xdf\xa3\x9f\x42\x82\x84webm");
+        assert_eq!(webm, FileKind::WebM);
+        assert!(mkv.is_supported() && webm.is_supported());
         assert_eq!(sniff(b"\0\0\0\0moov"), FileKind::Mp4);
         assert_eq!(
             sniff(&ts(188, 8, 0)),
@@ -320,13 +328,8 @@ mod tests {
 
     #[test]
     fn names_what_it_refuses() {
-        let cases: [(&[u8], FileKind); 20] = [
+        let cases: [(&[u8], FileKind); 18] = [
             (b"", FileKind::Empty),
-            (
-                b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01matroska",
-                FileKind::Matroska,
-            ),
-            (b"\x1a\x45\xdf\xa3\x9f\x42\x82\x84webm", FileKind::WebM),
             (b"FLV\x01\x05", FileKind::Flv),
             (b"RIFF\0\0\0\0AVI LIST", FileKind::Avi),
             (b"RIFF\0\0\0\0WAVEfmt ", FileKind::Wav),

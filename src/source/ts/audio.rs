@@ -5,16 +5,11 @@
 
 use bytes::Bytes;
 
-use crate::mp4::{Codec, TrackKind};
 use crate::source::TrackParams;
+use crate::source::aac::{self, Cadence, RATES};
 
 /// Samples per AAC frame (AAC LC, the profile ADTS carries in practice).
 pub const FRAME: i64 = 1024;
-
-/// sampling_frequency_index → Hz (ISO 14496-3 table 1.18).
-const RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
 
 /// What the ADTS header says about the stream: enough for an AudioSpecificConfig.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +88,7 @@ pub struct Audio {
     changed: bool,
     /// Where the next frame is expected, in samples: frames follow each other exactly unless
     /// a PES timestamp says there is a gap.
-    next: Option<i64>,
+    cadence: Cadence,
     /// Bytes of a frame that continues in the next PES.
     carry: Vec<u8>,
     /// The PTS of the PES the carried frame started in.
@@ -150,31 +145,23 @@ impl Audio {
             if self.config != Some(h.config) {
                 self.config = Some(h.config);
                 self.changed = true;
-                self.next = None;
+                self.cadence.reset();
             }
             let anchor = if at < carried {
                 carry_pts.take()
             } else {
                 pes_pts.take()
             };
-            {
-                if let Some(p) = anchor {
-                    // 90 kHz → samples, rounded to nearest, in integers.
-                    let t = i64::try_from((i128::from(p) * i128::from(rate) + 45_000) / 90_000)
-                        .unwrap_or(i64::MAX);
-                    // Keep the exact 1024-sample cadence unless the PTS is off by half a
-                    // frame or more: then there is a gap (or overlap) to honour.
-                    if self.next.is_none_or(|n| (t - n).abs() >= FRAME / 2) {
-                        self.next = Some(t);
-                    }
-                }
-            }
-            if let Some(ts) = self.next {
+            // 90 kHz → samples, rounded to nearest, in integers.
+            let anchor = anchor.map(|p| {
+                i64::try_from((i128::from(p) * i128::from(rate) + 45_000) / 90_000)
+                    .unwrap_or(i64::MAX)
+            });
+            if let Some(ts) = self.cadence.place(anchor, FRAME) {
                 out.push(AudioFrame {
                     ts,
                     data: Bytes::copy_from_slice(&data[at + h.header_len..at + h.frame_len]),
                 });
-                self.next = Some(ts + FRAME);
             }
             at += h.frame_len;
         }
@@ -196,33 +183,7 @@ impl Audio {
 }
 
 fn build(c: Config) -> Result<TrackParams, String> {
-    // AudioSpecificConfig: audioObjectType(5) samplingFrequencyIndex(4) channelConfiguration(4)
-    // and three zero bits (GASpecificConfig of a plain AAC stream).
-    let asc = (u16::from(c.object_type) << 11)
-        | (u16::from(c.rate_index) << 7)
-        | (u16::from(c.channels) << 3);
-    let fmtp = format!(
-        "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={asc:04x}"
-    );
-    let channels = std::num::NonZeroU16::new(u16::from(c.channels));
-    let d =
-        retina::codec::Depacketizer::new("audio", "mpeg4-generic", c.rate(), channels, Some(&fmtp))
-            .map_err(|e| format!("AAC config {asc:04x}: {e}"))?;
-    let Some(retina::codec::ParametersRef::Audio(a)) = d.parameters() else {
-        return Err(format!("AAC config {asc:04x} not understood"));
-    };
-    let entry = a
-        .mp4_sample_entry()
-        .build()
-        .map_err(|e| format!("AAC sample entry: {e}"))?;
-    Ok(TrackParams {
-        kind: TrackKind::Audio,
-        codec: Codec::Aac,
-        timescale: a.clock_rate(),
-        sample_entry: Bytes::from(entry),
-        width: 0,
-        height: 0,
-    })
+    aac::track(&aac::config(c.object_type, c.rate_index, c.channels)).map(|t| t.params)
 }
 
 #[cfg(test)]
@@ -260,7 +221,7 @@ mod tests {
         assert_eq!(ts, vec![67_200, 68_224, 69_248]);
         assert_eq!(&out[1].data[..], b"two");
         let p = a.take_params().unwrap().unwrap();
-        assert_eq!((p.timescale, p.codec), (48_000, Codec::Aac));
+        assert_eq!((p.timescale, p.codec), (48_000, crate::mp4::Codec::Aac));
         assert!(a.take_params().is_none());
         // A gap of a second is kept.
         a.pes(&adts(b"four"), Some(126_000 + 90_000), &mut out)

@@ -12,7 +12,7 @@ use super::audio::{self, Audio};
 use super::packet::Packet;
 use super::pes::{self, Gather, Unwrap};
 use super::psi::{self, Section, Stream};
-use super::video::Video;
+use crate::source::video::{Video, nal_units};
 
 /// Video frames held while the audio track's parameters are not known yet. Past this many,
 /// the audio is given up on (its PES may never come, or be unreadable) and video goes alone.
@@ -218,7 +218,8 @@ impl Demuxer {
                 return Ok(());
             }
         };
-        let Some(au) = v.video.access_unit(&pes[h.payload_at..]) else {
+        let payload = &pes[h.payload_at..];
+        let Some(au) = v.video.access_unit(nal_units(payload), payload.len()) else {
             return Ok(());
         };
         if let Some(params) = v.video.take_params() {

@@ -1,40 +1,25 @@
 //! MPEG transport stream files (ISO 13818-1) as sources: `.ts` recordings from cameras,
 //! NVRs and ffmpeg, and 192-byte-packet M2TS. The file is read packet by packet on a thread
-//! of its own; its frames and parameter changes go through a bounded channel to the
-//! [`FileSource`](super::FileSource), which paces them like every other file.
+//! of its own ([`replay`](super::replay)).
 //!
 //! Small parts: [`packet`] (TS headers), [`psi`] (PAT/PMT), [`pes`] (PES gathering and
-//! timestamps), [`video`] (H.264/H.265 access units), [`audio`] (AAC in ADTS), [`demux`].
+//! timestamps), [`audio`] (AAC in ADTS), [`demux`]; H.264/H.265 access units are
+//! [`video`](super::video)'s.
 
 mod audio;
 mod demux;
-mod interleave;
 mod packet;
 mod pes;
 mod psi;
-mod video;
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use tokio::sync::mpsc;
-
-use super::passes::Passes;
+use super::replay::{self, Demux, Events};
 use super::{SourceError, SourceErrorKind, SourceEvent, TrackParams};
 use demux::Demuxer;
-use interleave::Interleave;
-
-/// How much of a file is read looking for the first parameters before it is refused: a
-/// camera repeats its SPS/PPS at every keyframe, seconds apart.
-const OPEN_SCAN: u64 = 32 << 20;
-
-/// What the reader thread sends, in file order.
-pub type Events = mpsc::Receiver<Result<SourceEvent, SourceError>>;
-
-/// Events the reader may run ahead of the consumer.
-const AHEAD: usize = 64;
 
 /// Read granularity.
 const CHUNK: usize = 64 << 10;
@@ -143,6 +128,9 @@ struct Reader {
     demux: Demuxer,
     said: HashSet<String>,
     ended: bool,
+    /// Where the packets start, for the next pass.
+    packet_size: usize,
+    first_sync: usize,
 }
 
 impl Reader {
@@ -152,6 +140,8 @@ impl Reader {
             demux: Demuxer::default(),
             said: HashSet::new(),
             ended: false,
+            packet_size: size,
+            first_sync,
         })
     }
 
@@ -198,10 +188,15 @@ impl Reader {
             tracing::warn!("{text}");
         }
     }
+}
 
-    /// Back to the start of the file for the next pass, with a fresh demuxer.
-    fn restart(&mut self, start: &Start) -> Result<(), SourceError> {
-        self.packets = Packets::open(&start.path, start.packet_size, start.first_sync)?;
+impl Demux for Reader {
+    fn read(&mut self, out: &mut Vec<SourceEvent>) -> Result<bool, SourceError> {
+        Reader::read(self, out)
+    }
+
+    fn restart(&mut self) -> Result<(), SourceError> {
+        self.packets = Packets::open(&self.packets.path, self.packet_size, self.first_sync)?;
         self.demux = Demuxer::default();
         self.ended = false;
         Ok(())
@@ -209,6 +204,10 @@ impl Reader {
 
     fn offset(&self) -> u64 {
         self.packets.base + self.packets.pos as u64
+    }
+
+    fn missing(&self) -> String {
+        format!("an MPEG-TS file with {}", self.demux.missing())
     }
 }
 
@@ -220,136 +219,5 @@ pub fn open(
     first_sync: usize,
     looping: bool,
 ) -> Result<(Vec<TrackParams>, Events), SourceError> {
-    let mut reader = Reader::open(path, packet_size, first_sync)?;
-    let mut events = Vec::new();
-    let params = loop {
-        let more = reader.read(&mut events)?;
-        if let Some(SourceEvent::Params(p)) = events.first() {
-            let p = p.clone();
-            events.remove(0);
-            break p;
-        }
-        // Frames never come before the first params; anything else is not expected either.
-        events.clear();
-        if !more || reader.offset() > OPEN_SCAN {
-            let within = if more {
-                format!(" in its first {} MiB", OPEN_SCAN >> 20)
-            } else {
-                String::new()
-            };
-            return Err(SourceError::new(
-                SourceErrorKind::Unsupported,
-                format!(
-                    "{}: an MPEG-TS file with {}{within}",
-                    path.display(),
-                    reader.demux.missing()
-                ),
-            ));
-        }
-    };
-    let (tx, rx) = mpsc::channel(AHEAD);
-    let first = params.clone();
-    let start = Start {
-        path: path.to_owned(),
-        packet_size,
-        first_sync,
-        looping,
-    };
-    std::thread::spawn(move || replay(start, reader, events, first, tx));
-    Ok((params, rx))
-}
-
-struct Start {
-    path: PathBuf,
-    packet_size: usize,
-    first_sync: usize,
-    looping: bool,
-}
-
-/// The reader thread: events in file order, passes of a looped file shifted to keep time
-/// going, params sent again only when they differ from the last sent.
-fn replay(
-    start: Start,
-    mut reader: Reader,
-    mut events: Vec<SourceEvent>,
-    mut last_params: Vec<TrackParams>,
-    tx: mpsc::Sender<Result<SourceEvent, SourceError>>,
-) {
-    let mut passes = Passes::new(last_params.iter().map(|p| p.timescale).collect());
-    // Per track, the last decode time of this pass: the last frame's length is taken to be
-    // the one before it, for the length of a pass.
-    let mut last_dts: Vec<Option<i64>> = vec![None; last_params.len()];
-    let mut last_len: Vec<i64> = vec![0; last_params.len()];
-    let mut order = Interleave::new(last_params.iter().map(|p| p.timescale).collect());
-    let mut ready = Vec::new();
-    loop {
-        let mut out = Vec::new();
-        for event in events.drain(..) {
-            match event {
-                SourceEvent::Params(p) if p == last_params => {}
-                SourceEvent::Params(p) => {
-                    // Frames before new params were made under the old ones.
-                    order.flush(&mut ready);
-                    out.extend(ready.drain(..).map(SourceEvent::Frame));
-                    last_params = p.clone();
-                    out.push(SourceEvent::Params(p));
-                }
-                SourceEvent::Frame(mut f) => {
-                    if let Some(dts) = f.dts {
-                        let t = f.track;
-                        if let (Some(last), Some(prev)) = (last_dts.get_mut(t), last_len.get_mut(t))
-                        {
-                            if let Some(l) = *last
-                                && dts > l
-                            {
-                                *prev = dts - l;
-                            }
-                            *last = Some(dts);
-                            passes.note(t, dts, f.duration.map_or(*prev, i64::from));
-                        }
-                        let offset = passes.offset(t);
-                        f.dts = Some(dts.saturating_add(offset));
-                        f.pts = f.pts.map(|p| p.saturating_add(offset));
-                    }
-                    order.push(f, &mut ready);
-                    out.extend(ready.drain(..).map(SourceEvent::Frame));
-                }
-                other => out.push(other),
-            }
-        }
-        for event in out {
-            if tx.blocking_send(Ok(event)).is_err() {
-                return; // the source was dropped
-            }
-        }
-        let result = match reader.read(&mut events) {
-            Ok(true) => Ok(()),
-            Ok(false) if !start.looping => {
-                order.flush(&mut ready);
-                for f in ready.drain(..) {
-                    if tx.blocking_send(Ok(SourceEvent::Frame(f))).is_err() {
-                        return;
-                    }
-                }
-                return;
-            }
-            Ok(false) => passes
-                .next_pass()
-                .map_err(|e| {
-                    SourceError::new(
-                        SourceErrorKind::Unsupported,
-                        format!("{}: {e}", start.path.display()),
-                    )
-                })
-                .and_then(|()| {
-                    last_dts.iter_mut().for_each(|d| *d = None);
-                    reader.restart(&start)
-                }),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-    }
+    replay::open(path, Reader::open(path, packet_size, first_sync)?, looping)
 }

@@ -1,6 +1,7 @@
-//! H.264/H.265 access units from PES payloads: Annex B start codes become the 4-byte lengths
-//! MP4 samples use, parameter sets are kept to build the sample entry (through retina, which
-//! writes `avcC`/`hvcC` for RTSP cameras too), and keyframes are recognized.
+//! H.264/H.265 access units from files (MPEG-TS PES payloads in Annex B, Matroska blocks with
+//! length prefixes of any size): NAL units become the 4-byte lengths MP4 samples use,
+//! parameter sets are kept to build the sample entry (through retina, which writes
+//! `avcC`/`hvcC` for RTSP cameras too), and keyframes are recognized.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,7 +10,8 @@ use bytes::Bytes;
 use crate::mp4::{Codec, TrackKind};
 use crate::source::TrackParams;
 
-/// Video timestamps in a TS are 90 kHz ticks.
+/// Video timestamps from files are 90 kHz ticks (a TS's own clock; Matroska times convert to
+/// it exactly at its usual millisecond scale).
 pub const TIMESCALE: u32 = 90_000;
 
 /// NAL units of an Annex B byte stream, without start codes or trailing zero bytes.
@@ -64,13 +66,21 @@ impl Video {
         }
     }
 
-    /// Converts one PES payload. Access unit delimiters and filler data are dropped (MP4
-    /// samples are delimited by the container); parameter sets stay in band as well, so a
-    /// decoder joining anywhere has them.
-    pub fn access_unit(&mut self, annex_b: &[u8]) -> Option<AccessUnit> {
-        let mut data = Vec::with_capacity(annex_b.len() + 16);
+    /// Converts one access unit, given as its NAL units (`size` bytes in all, a capacity
+    /// hint). Access unit delimiters and filler data are dropped (MP4 samples are delimited
+    /// by the container); parameter sets stay in band as well, so a decoder joining anywhere
+    /// has them.
+    pub fn access_unit<'a>(
+        &mut self,
+        nals: impl Iterator<Item = &'a [u8]>,
+        size: usize,
+    ) -> Option<AccessUnit> {
+        let mut data = Vec::with_capacity(size + 16);
         let mut keyframe = false;
-        for nal in nal_units(annex_b) {
+        for nal in nals {
+            if nal.is_empty() {
+                continue;
+            }
             let slot = match self.codec {
                 Codec::H265 => {
                     let t = (nal[0] >> 1) & 0x3f;
@@ -94,13 +104,10 @@ impl Video {
                     }
                 }
             };
-            if let Some(slot) = slot
-                && slot.as_deref() != Some(nal)
-            {
-                *slot = Some(nal.to_vec());
-                self.changed = true;
+            if let Some(slot) = slot {
+                Self::keep(slot, nal, &mut self.changed);
             }
-            // The length always fits: a PES is capped far below 4 GiB.
+            // The length always fits: a PES or block is capped far below 4 GiB.
             data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
             data.extend_from_slice(nal);
         }
@@ -108,6 +115,33 @@ impl Video {
             data: Bytes::from(data),
             keyframe,
         })
+    }
+
+    /// Takes parameter sets from outside the stream (a Matroska track's `avcC`/`hvcC`), by
+    /// NAL unit type, as if they had come in band.
+    pub fn parameter_set(&mut self, nal: &[u8]) {
+        let Some(&b0) = nal.first() else { return };
+        let slot = match self.codec {
+            Codec::H265 => match (b0 >> 1) & 0x3f {
+                32 => &mut self.vps,
+                33 => &mut self.sps,
+                34 => &mut self.pps,
+                _ => return,
+            },
+            _ => match b0 & 0x1f {
+                7 => &mut self.sps,
+                8 => &mut self.pps,
+                _ => return,
+            },
+        };
+        Self::keep(slot, nal, &mut self.changed);
+    }
+
+    fn keep(slot: &mut Option<Vec<u8>>, nal: &[u8], changed: &mut bool) {
+        if slot.as_deref() != Some(nal) {
+            *slot = Some(nal.to_vec());
+            *changed = true;
+        }
     }
 
     /// New track parameters when a parameter set changed and all of them are known.
@@ -180,11 +214,11 @@ mod tests {
     fn length_prefixes_drops_delimiters_and_finds_idr() {
         let mut v = Video::new(Codec::H264);
         let au = v
-            .access_unit(b"\0\0\0\x01\x09\xf0\0\0\x01\x65\x88\x84")
+            .access_unit(nal_units(b"\0\0\0\x01\x09\xf0\0\0\x01\x65\x88\x84"), 0)
             .unwrap();
         assert!(au.keyframe);
         assert_eq!(&au.data[..], b"\0\0\0\x03\x65\x88\x84");
-        let p = v.access_unit(b"\0\0\x01\x41\x9a").unwrap();
+        let p = v.access_unit(nal_units(b"\0\0\x01\x41\x9a"), 0).unwrap();
         assert!(!p.keyframe);
         assert!(v.take_params().is_none(), "no parameter sets yet");
     }
@@ -192,7 +226,9 @@ mod tests {
     #[test]
     fn h265_cra_is_a_keyframe() {
         let mut v = Video::new(Codec::H265);
-        assert!(v.access_unit(b"\0\0\x01\x2a\x01\xaf").unwrap().keyframe); // CRA (21)
-        assert!(!v.access_unit(b"\0\0\x01\x02\x01\xd0").unwrap().keyframe); // TRAIL_R (1)
+        let cra = v.access_unit(nal_units(b"\0\0\x01\x2a\x01\xaf"), 0);
+        assert!(cra.unwrap().keyframe); // CRA (21)
+        let trail = v.access_unit(nal_units(b"\0\0\x01\x02\x01\xd0"), 0);
+        assert!(!trail.unwrap().keyframe); // TRAIL_R (1)
     }
 }

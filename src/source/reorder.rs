@@ -1,4 +1,5 @@
-//! Decode times for video that arrives with presentation times only (RTSP).
+//! Decode times for video that arrives with presentation times only (RTSP cameras, and
+//! Matroska files, whose blocks carry presentation times).
 //!
 //! Frames arrive in decode order. Without B-frames, presentation order is decode order and
 //! dts = pts. With B-frames, the n-th decode time is the n-th smallest presentation time, less
