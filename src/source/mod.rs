@@ -2,6 +2,7 @@
 //! the same thing — track parameters, then frames — behind the [`Source`] trait, so every stage
 //! after this one is the same for all of them and can be tested with real files.
 
+mod aac;
 mod arrival;
 mod demo;
 mod error;

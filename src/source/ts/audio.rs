@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 
-use crate::mp4::{Codec, TrackKind};
 use crate::source::TrackParams;
 
 /// Samples per AAC frame (AAC LC, the profile ADTS carries in practice).
@@ -201,33 +200,13 @@ fn build(c: Config) -> Result<TrackParams, String> {
     let asc = (u16::from(c.object_type) << 11)
         | (u16::from(c.rate_index) << 7)
         | (u16::from(c.channels) << 3);
-    let fmtp = format!(
-        "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={asc:04x}"
-    );
-    let channels = std::num::NonZeroU16::new(u16::from(c.channels));
-    let d =
-        retina::codec::Depacketizer::new("audio", "mpeg4-generic", c.rate(), channels, Some(&fmtp))
-            .map_err(|e| format!("AAC config {asc:04x}: {e}"))?;
-    let Some(retina::codec::ParametersRef::Audio(a)) = d.parameters() else {
-        return Err(format!("AAC config {asc:04x} not understood"));
-    };
-    let entry = a
-        .mp4_sample_entry()
-        .build()
-        .map_err(|e| format!("AAC sample entry: {e}"))?;
-    Ok(TrackParams {
-        kind: TrackKind::Audio,
-        codec: Codec::Aac,
-        timescale: a.clock_rate(),
-        sample_entry: Bytes::from(entry),
-        width: 0,
-        height: 0,
-    })
+    crate::source::aac::aac_params(&asc.to_be_bytes(), c.rate(), u16::from(c.channels))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mp4::Codec;
 
     /// An ADTS frame (AAC LC, 48 kHz, stereo) around `payload`.
     pub fn adts(payload: &[u8]) -> Vec<u8> {
