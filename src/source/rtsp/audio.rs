@@ -34,7 +34,7 @@ impl AudioPath {
     }
 
     pub fn describe_latm(config: &LatmConfig) -> String {
-        describe("AAC (MP4A-LATM)", config.sample_rate, config.channels)
+        describe("MP4A-LATM AAC", config.sample_rate, config.channels)
     }
 
     pub fn describe_opus(channels: u16) -> String {

@@ -39,6 +39,9 @@ use crate::source::{SourceError, SourceErrorKind};
 
 /// How much is read at once from either side.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bound on one MP4A-LATM AudioMuxElement: retina joins its packets up to the RTP marker
+/// with no bound of its own. An AAC frame is at most 768 bytes per channel.
+const MAX_LATM_ELEMENT: usize = 64 * 1024;
 /// Requests awaiting an answer that are remembered (to map CSeq back and to re-send after a
 /// challenge); retina has one or two outstanding at a time.
 const MAX_PENDING: usize = 16;
@@ -69,6 +72,8 @@ struct Relay {
     /// retina's plus this.
     cseq_offset: u32,
     signer: Option<Signer>,
+    /// The interleaved RTP channel of an MP4A-LATM stream, whose elements the link bounds.
+    latm_channel: Option<u8>,
 }
 
 #[derive(Debug)]
@@ -161,6 +166,7 @@ impl Link {
             pending: VecDeque::new(),
             cseq_offset: 0,
             signer: credentials.map(|(u, p)| Signer::new(u, p)),
+            latm_channel: None,
         };
         tokio::spawn(run(
             listener,
@@ -249,7 +255,8 @@ async fn run(
         r = down => r,
     };
     if let Err(e) = result {
-        tracing::warn!("{e}");
+        // The source reports it (as the reason the session ended), once.
+        tracing::debug!("{e}");
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
         s.failure.get_or_insert(e);
     }
@@ -360,8 +367,13 @@ async fn downstream(
 ) -> Result<(), SourceError> {
     let mut framer = Framer::default();
     let mut out = Vec::with_capacity(READ_CHUNK + 4);
-    let mut channels = lock(&relay).channels;
+    let (mut channels, mut latm_channel) = {
+        let r = lock(&relay);
+        (r.channels, r.latm_channel)
+    };
     let mut warned = false;
+    // Payload bytes of the LATM element in progress (since the last RTP marker).
+    let mut latm_element = 0usize;
     loop {
         framer.buffer().reserve(READ_CHUNK);
         match from.read_buf(framer.buffer()).await {
@@ -375,12 +387,26 @@ async fn downstream(
                 .map_err(|e| protocol(&ends, format!("the camera sent {e}")))?;
             let Some(piece) = piece else { break };
             match piece {
-                Piece::Frame { bytes, .. } => out.extend_from_slice(&bytes),
+                Piece::Frame { bytes } => {
+                    if latm_channel.is_some() && latm_channel == bytes.get(1).copied() {
+                        latm_element = latm_bound(&bytes[4..], latm_element).ok_or_else(|| {
+                            protocol(
+                                &ends,
+                                format!(
+                                    "the camera sent an MP4A-LATM AudioMuxElement of more \
+                                         than {MAX_LATM_ELEMENT} bytes (no RTP marker)"
+                                ),
+                            )
+                        })?;
+                    }
+                    out.extend_from_slice(&bytes)
+                }
                 Piece::Message(m) if m.request().is_some() => m.encode(&mut out),
                 Piece::Message(m) => match answer(m, &relay, &ends, &shared)? {
                     Answer::Forward(m) => {
                         m.encode(&mut out);
-                        channels = lock(&relay).channels;
+                        let r = lock(&relay);
+                        (channels, latm_channel) = (r.channels, r.latm_channel);
                     }
                     Answer::Resend(bytes) => {
                         if to_camera.lock().await.write_all(&bytes).await.is_err() {
@@ -504,9 +530,43 @@ fn answer(
         {
             let t = setup_transport(&transport, ends, &mut r.channels);
             m.set_header("Transport", t);
+            let latm = shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .real
+                .iter()
+                .any(|real| {
+                    matches!(real.codec, sdp::RealCodec::Latm { .. })
+                        && real.control.as_deref().is_none_or(|c| uri.ends_with(c))
+                });
+            if latm {
+                r.latm_channel = interleaved_rtp_channel(&transport);
+            }
         }
     }
     Ok(Answer::Forward(m))
+}
+
+/// The RTP channel (the first) of a Transport header's `interleaved=a-b`.
+fn interleaved_rtp_channel(t: &str) -> Option<u8> {
+    t.split(';')
+        .find_map(|p| p.trim().strip_prefix("interleaved="))
+        .and_then(|r| r.split('-').next())
+        .and_then(|c| c.trim().parse().ok())
+}
+
+/// Adds one RTP packet of an MP4A-LATM stream to the element in progress: its new size (0
+/// after a packet with the marker), or `None` past [`MAX_LATM_ELEMENT`].
+fn latm_bound(rtp: &[u8], so_far: usize) -> Option<usize> {
+    let (Some(&b0), Some(&b1)) = (rtp.first(), rtp.get(1)) else {
+        return Some(so_far);
+    };
+    let header = 12 + 4 * usize::from(b0 & 0x0f);
+    let total = so_far + rtp.len().saturating_sub(header);
+    if total > MAX_LATM_ELEMENT {
+        return None;
+    }
+    Some(if b1 & 0x80 != 0 { 0 } else { total })
 }
 
 /// Marks the interleaved channels a SETUP answer assigns and, for UDP, names the camera as the
@@ -555,6 +615,26 @@ mod tests {
             &mut ch,
         );
         assert!(t.ends_with(";source=10.0.0.5"), "{t}");
+    }
+
+    #[test]
+    fn latm_elements_are_bounded_up_to_the_marker() {
+        let packet = |marker: bool, payload: usize| {
+            let mut p = vec![0x80, if marker { 0xe1 } else { 0x61 }];
+            p.extend([0u8; 10]);
+            p.extend(vec![0u8; payload]);
+            p
+        };
+        assert_eq!(latm_bound(&packet(false, 1000), 0), Some(1000));
+        assert_eq!(latm_bound(&packet(true, 1000), 1000), Some(0));
+        assert_eq!(
+            latm_bound(&packet(false, 1000), MAX_LATM_ELEMENT - 999),
+            None
+        );
+        assert_eq!(
+            interleaved_rtp_channel("RTP/AVP/TCP;unicast;interleaved=2-3"),
+            Some(2)
+        );
     }
 
     #[test]
