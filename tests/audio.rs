@@ -473,6 +473,23 @@ fn opus_passes_through_mono_and_stereo() {
         assert!(frames.len() > 150, "{cam}: {} audio frames", frames.len());
         assert_in_step(&probe, 0.02, cam);
     }
+    // Over UDP the RTP bypasses the camera link; the SDP renaming still applies.
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("clip.mp4");
+    preroll_ok(&[
+        "record",
+        &srv.url("stereo"),
+        "-o",
+        s(&out),
+        "--lookback",
+        "0",
+        "--duration",
+        "3",
+        "--transport",
+        "udp",
+    ]);
+    assert_decodes_cleanly(&out);
+    assert_eq!(audio_format(&out), ("opus".to_owned(), 48000, 2), "udp");
 }
 
 /// AAC sent as MP4A-LATM (RFC 3016, GStreamer's rtpmp4apay) is kept as plain AAC: the
