@@ -34,6 +34,7 @@ use super::Transport;
 use super::auth::Signer;
 use super::framing::{Framer, Message, Piece};
 use super::sdp::{self, RealMedia};
+use crate::source::connecting::Connecting;
 use crate::source::redact::camera_text;
 use crate::source::{SourceError, SourceErrorKind};
 
@@ -74,6 +75,8 @@ struct Relay {
     signer: Option<Signer>,
     /// The interleaved RTP channel of an MP4A-LATM stream, whose elements the link bounds.
     latm_channel: Option<u8>,
+    /// PLAY has been answered: the connection is set up.
+    playing: bool,
 }
 
 #[derive(Debug)]
@@ -167,8 +170,10 @@ impl Link {
             cseq_offset: 0,
             signer: credentials.map(|(u, p)| Signer::new(u, p)),
             latm_channel: None,
+            playing: false,
         };
         tokio::spawn(run(
+            Connecting::start(),
             listener,
             stream,
             ends,
@@ -211,6 +216,7 @@ fn prefix_of(u: &url::Url) -> String {
 }
 
 async fn run(
+    connecting: Connecting,
     listener: TcpListener,
     camera: TcpStream,
     ends: Ends,
@@ -241,6 +247,7 @@ async fn run(
     let ends = Arc::new(ends);
     let up = upstream(from_retina, to_camera.clone(), relay.clone(), ends.clone());
     let down = downstream(
+        connecting,
         from_camera,
         to_retina,
         to_camera,
@@ -358,6 +365,7 @@ enum Answer {
 /// camera → retina: bounded framing, interleaved frames of assigned channels only, answers
 /// rewritten (CSeq back to retina's, SDP, SETUP transport), challenges answered here.
 async fn downstream(
+    connecting: Connecting,
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     to_camera: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
@@ -372,6 +380,7 @@ async fn downstream(
         (r.channels, r.latm_channel)
     };
     let mut warned = false;
+    let mut connecting = Some(connecting);
     // Payload bytes of the LATM element in progress (since the last RTP marker).
     let mut latm_element = 0usize;
     loop {
@@ -407,6 +416,10 @@ async fn downstream(
                         m.encode(&mut out);
                         let r = lock(&relay);
                         (channels, latm_channel) = (r.channels, r.latm_channel);
+                        if r.playing {
+                            // Set up: the ingest runtime may go back to its slow tick.
+                            drop(connecting.take());
+                        }
                     }
                     Answer::Resend(bytes) => {
                         if to_camera.lock().await.write_all(&bytes).await.is_err() {
@@ -518,6 +531,7 @@ fn answer(
         }
     }
     m.set_header("CSeq", pending.retina.to_string());
+    r.playing |= method == "PLAY";
     if (200..300).contains(&status) {
         if method == "DESCRIBE"
             && let Some((body, real)) = sdp::rewrite(&m.body)
@@ -536,8 +550,13 @@ fn answer(
                 .real
                 .iter()
                 .any(|real| {
+                    // Without a control of its own (a one-media SDP) nothing tells which
+                    // SETUP is the LATM stream's: its elements are then left to retina.
                     matches!(real.codec, sdp::RealCodec::Latm { .. })
-                        && real.control.as_deref().is_none_or(|c| uri.ends_with(c))
+                        && real
+                            .control
+                            .as_deref()
+                            .is_some_and(|c| !c.is_empty() && uri.ends_with(c))
                 });
             if latm {
                 r.latm_channel = interleaved_rtp_channel(&transport);

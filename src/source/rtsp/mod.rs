@@ -240,10 +240,13 @@ impl RtspSource {
                 let channels = s.channels().map_or(1, |c| c.get());
                 // What the camera really sends, where the link renamed it for retina.
                 let control = s.control().map(url::Url::as_str).unwrap_or_default();
-                let renamed = real
-                    .iter()
-                    .find(|r| r.control.as_deref().is_some_and(|c| control.ends_with(c)))
-                    .or_else(|| real.iter().find(|r| r.control.is_none()));
+                // A renamed stream carries the encoding it was renamed to, and its control
+                // (or, when the SDP gave it none, no other renamed stream's).
+                let renamed = real.iter().filter(|r| r.codec.shown_as() == enc).find(|r| {
+                    r.control
+                        .as_deref()
+                        .is_none_or(|c| !c.is_empty() && control.ends_with(c))
+                });
                 match (s.media(), renamed) {
                     (_, Some(r)) if audio.is_none() => match &r.codec {
                         RealCodec::Opus { channels } => {

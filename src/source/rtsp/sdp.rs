@@ -22,6 +22,16 @@ pub enum RealCodec {
     },
 }
 
+impl RealCodec {
+    /// The encoding name retina is shown (and reports, lower-cased).
+    pub fn shown_as(&self) -> &'static str {
+        match self {
+            RealCodec::Opus { .. } => "u8",
+            RealCodec::Latm { .. } => "vnd.onvif.metadata",
+        }
+    }
+}
+
 /// A media section presented to retina under another name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealMedia {
@@ -98,7 +108,11 @@ pub fn rewrite(body: &[u8]) -> Option<(Vec<u8>, Vec<RealMedia>)> {
                 } else {
                     ""
                 };
-                let rest = m_line["m=audio".len()..].to_owned();
+                // Renamed only when laid out as usual (`m=audio PORT…`): the line is rebuilt
+                // from what follows the media name.
+                let Some(rest) = m_line.strip_prefix("m=audio") else {
+                    continue;
+                };
                 lines[start] = format!("m=application{rest}{m_cr}");
                 lines[rtpmap_at] = format!("a=rtpmap:{pt} vnd.onvif.metadata/{clock_rate}{cr}");
                 RealCodec::Latm {
@@ -172,6 +186,12 @@ mod tests {
             }
         );
         assert_eq!(real[0].control, None);
+    }
+
+    #[test]
+    fn odd_whitespace_does_not_panic() {
+        let sdp = "v=0\nm=\u{3000}\u{3000}audio 0 RTP/AVP 96\na=rtpmap:96 MP4A-LATM/16000\n";
+        assert!(rewrite(sdp.as_bytes()).is_none());
     }
 
     #[test]
