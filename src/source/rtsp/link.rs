@@ -240,7 +240,7 @@ async fn run(
     };
     drop(listener);
     let _ = client.set_nodelay(true);
-    let (from_retina, to_retina) = client.into_split();
+    let (from_retina, mut to_retina) = client.into_split();
     let (from_camera, to_camera) = camera.into_split();
     let to_camera = Arc::new(tokio::sync::Mutex::new(to_camera));
     let relay = Arc::new(Mutex::new(relay));
@@ -249,14 +249,15 @@ async fn run(
     let down = downstream(
         connecting,
         from_camera,
-        to_retina,
+        &mut to_retina,
         to_camera,
         relay,
         ends.clone(),
         shared.clone(),
     );
     // Either side ending ends both: the halves are dropped and the sockets closed, so retina
-    // sees the end at once.
+    // sees the end at once — but only once the reason is recorded, so that the source finds
+    // it when retina reports the closed connection (hence `to_retina` is only lent out).
     let result = tokio::select! {
         r = up => r,
         r = down => r,
@@ -267,6 +268,7 @@ async fn run(
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
         s.failure.get_or_insert(e);
     }
+    drop(to_retina);
 }
 
 fn lock(relay: &Mutex<Relay>) -> std::sync::MutexGuard<'_, Relay> {
@@ -367,7 +369,7 @@ enum Answer {
 async fn downstream(
     connecting: Connecting,
     mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    to: &mut OwnedWriteHalf,
     to_camera: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
     relay: Arc<Mutex<Relay>>,
     ends: Arc<Ends>,
