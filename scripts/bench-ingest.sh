@@ -12,6 +12,7 @@
 #
 #   scripts/bench-ingest.sh              # N=4, BENCH_SECONDS=60
 #   N=8 BENCH_SECONDS=120 scripts/bench-ingest.sh
+#   PREROLL_BIN=/path/to/preroll scripts/bench-ingest.sh   # another build, to compare two
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -21,8 +22,12 @@ secs=${BENCH_SECONDS:-60}
 dir=${BENCH_DIR:-target/bench}
 mkdir -p "$dir"
 src=$(scripts/bench-source.sh)
-cargo build --release --quiet
-bin=target/release/preroll
+if [ -n "${PREROLL_BIN:-}" ]; then
+  bin=$PREROLL_BIN
+else
+  cargo build --release --quiet
+  bin=target/release/preroll
+fi
 . scripts/lib/rtsp-server.sh
 
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf /dev/shm/preroll-bench-ffmpeg; }

@@ -252,45 +252,120 @@ fn aac_passes_through_at_every_rate_and_layout() {
 /// and counts the bytes it decoded in webkitAudioDecodedByteCount.
 #[test]
 fn chromium_decodes_flac_and_aac_audio() {
+    chromium_decodes(
+        &[
+            Cam {
+                name: "flac",
+                spec: "live:h264+pcmu",
+                codec: "flac",
+                api: None,
+            },
+            Cam {
+                name: "aac",
+                spec: "live:h264+aac",
+                codec: "aac",
+                api: None,
+            },
+        ],
+        &[
+            "audio/mp4; codecs=\"flac\"",
+            "audio/mp4; codecs=\"mp4a.40.2\"",
+        ],
+    );
+}
+
+/// The same for Opus (kept as Opus) and MP4A-LATM (kept as plain AAC); `/api/cameras` names
+/// what each camera sends and what its clips store.
+#[test]
+fn chromium_decodes_opus_and_latm_audio() {
+    chromium_decodes(
+        &[
+            Cam {
+                name: "opus",
+                spec: "live:h264+opus/48000/2",
+                codec: "opus",
+                api: Some(("Opus 48000 Hz stereo", "Opus")),
+            },
+            Cam {
+                name: "latm",
+                spec: "live:h264+latm/44100/2",
+                codec: "aac",
+                api: Some(("MP4A-LATM AAC 44100 Hz stereo", "AAC")),
+            },
+        ],
+        &[
+            "audio/mp4; codecs=\"opus\"",
+            "audio/mp4; codecs=\"mp4a.40.2\"",
+        ],
+    );
+}
+
+/// A camera of the Chromium tests: its mount, the codec ffprobe finds in its clips, and
+/// what `/api/cameras` says (`source_audio`, `audio_codec`) when checked.
+struct Cam {
+    name: &'static str,
+    spec: &'static str,
+    codec: &'static str,
+    api: Option<(&'static str, &'static str)>,
+}
+
+fn chromium_decodes(cams: &[Cam], types: &[&str]) {
     use common::browser::{CHROMIUM, check_tools, mime_of, play};
     use common::serve::{Service, TOKEN, config};
     use serde_json::{Value, json};
 
     check_tools();
-    let srv = RtspServer::start(
-        &[("flac", "live:h264+pcmu"), ("aac", "live:h264+aac")],
-        Auth::None,
-    )
-    .unwrap();
+    let mounts: Vec<(&str, &str)> = cams.iter().map(|c| (c.name, c.spec)).collect();
+    let srv = RtspServer::start(&mounts, Auth::None).unwrap();
     let d = tempfile::tempdir().unwrap();
-    let cameras = format!(
-        "[[cameras]]\nname = \"flac\"\nsource = \"{}\"\n\n[[cameras]]\nname = \"aac\"\nsource = \"{}\"\n",
-        srv.url("flac"),
-        srv.url("aac")
-    );
-    let svc = Service::start(d.path(), &config(d.path(), &cameras));
-    svc.wait_cameras(&["flac", "aac"], 1.5, Duration::from_secs(60));
-    let started: Vec<Value> = ["flac", "aac"]
+    let cameras: String = cams
         .iter()
-        .map(|cam| svc.clip(cam, r#"{"lookback": 1, "duration": 3}"#))
+        .map(|c| {
+            format!(
+                "[[cameras]]\nname = \"{}\"\nsource = \"{}\"\n\n",
+                c.name,
+                srv.url(c.name)
+            )
+        })
+        .collect();
+    let svc = Service::start(d.path(), &config(d.path(), &cameras));
+    let names: Vec<&str> = cams.iter().map(|c| c.name).collect();
+    svc.wait_cameras(&names, 1.5, Duration::from_secs(60));
+    let listed = svc.get("/api/cameras").json();
+    for c in cams {
+        let Some((source_audio, stored)) = c.api else {
+            continue;
+        };
+        let view = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == c.name)
+            .expect("camera listed");
+        assert_eq!(view["source_audio"], source_audio, "{view}");
+        assert_eq!(view["audio_codec"], stored, "{view}");
+    }
+    let started: Vec<Value> = cams
+        .iter()
+        .map(|c| svc.clip(c.name, r#"{"lookback": 1, "duration": 3}"#))
         .collect();
     let mut jobs = Vec::new();
-    for (clip, codec) in started.iter().zip(["flac", "aac"]) {
+    for (clip, cam) in started.iter().zip(cams) {
         let id = clip["id"].as_str().expect("id");
         let api = svc.wait_final(id, Duration::from_secs(30));
         assert_eq!(api["state"], "done", "{api}\nlog:\n{}", svc.log());
         let path = Path::new(api["path"].as_str().expect("path"));
         assert_decodes_cleanly(path);
         let moov = check_structure(path);
-        assert_eq!(audio_format(path).0, codec, "{api}");
+        assert_eq!(audio_format(path).0, cam.codec, "{api}");
         // Track 2 is the audio: its sample bytes, what Chromium should feed its decoder.
         let audio_bytes = fragments_on_disk(&std::fs::read(path).unwrap()).per_track()[&2].1;
         jobs.push(json!({
             "audio_bytes": audio_bytes,
-            "name": codec,
+            "name": cam.name,
             "path": format!("/api/clips/{id}/file"),
             "mime": mime_of(&moov),
-            "types": ["audio/mp4; codecs=\"flac\"", "audio/mp4; codecs=\"mp4a.40.2\""],
+            "types": types,
             "seeks": [],
             "bits": 10,
         }));
@@ -317,10 +392,7 @@ fn chromium_decodes_flac_and_aac_audio() {
             r["error"]
         );
         assert_ne!(r["can_play_type"], "", "{name}: {}\n{context}", j["mime"]);
-        for t in [
-            "audio/mp4; codecs=\"flac\"",
-            "audio/mp4; codecs=\"mp4a.40.2\"",
-        ] {
+        for t in types {
             assert_ne!(
                 r["can_play_types"][t], "",
                 "{name}: canPlayType({t})\n{context}"
@@ -339,5 +411,119 @@ fn chromium_decodes_flac_and_aac_audio() {
             audio >= track * 9 / 10,
             "{name}: {audio} audio bytes decoded of the track's {track}\n{context}"
         );
+    }
+}
+
+/// First presentation time and end (seconds) of the clip's first stream of `kind`.
+fn presented(probe: &Probe, kind: &str) -> (f64, f64) {
+    let stream = probe.stream_of(kind).expect("stream");
+    let (n, d) = probe.streams[stream].time_base;
+    let secs = |t: i64| t as f64 * n as f64 / d as f64;
+    let packets = probe.packets_of(stream);
+    let start = packets.iter().map(|p| p.pts).min().expect("packets");
+    let end = packets
+        .iter()
+        .map(|p| p.pts + p.duration)
+        .max()
+        .expect("packets");
+    (secs(start), secs(end))
+}
+
+/// Audio starts within one audio frame of the video (the A/V offset a clip keeps) and ends
+/// within one frame of it (a video frame at 25 fps, or an audio frame where that is longer),
+/// so both last as long.
+#[track_caller]
+fn assert_in_step(probe: &Probe, audio_frame: f64, what: &str) {
+    let (vs, ve) = presented(probe, "video");
+    let (a_s, ae) = presented(probe, "audio");
+    println!("{what}: video {vs:.4}..{ve:.4} s, audio {a_s:.4}..{ae:.4} s");
+    assert!(
+        (a_s - vs).abs() <= audio_frame + 1e-6,
+        "{what}: audio starts at {a_s}, video at {vs}"
+    );
+    assert!(
+        (ae - ve).abs() <= audio_frame.max(0.04) + 1e-6,
+        "{what}: audio ends at {ae} s, video at {ve} s"
+    );
+}
+
+/// Opus (RFC 7587) is kept as sent, in an `Opus` sample entry: ffmpeg decodes it with no
+/// error, at 48 kHz with the camera's channel count, in step with the video.
+#[test]
+fn opus_passes_through_mono_and_stereo() {
+    let srv = RtspServer::start(
+        &[
+            ("mono", "live:h264+opus/48000/1"),
+            ("stereo", "live:h264+opus/48000/2"),
+        ],
+        Auth::None,
+    )
+    .unwrap();
+    for (cam, channels) in [("mono", 1), ("stereo", 2)] {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("clip.mp4");
+        let probe = record(&srv.url(cam), &out);
+        assert_eq!(
+            audio_format(&out),
+            ("opus".to_owned(), 48000, channels),
+            "{cam}"
+        );
+        // opusenc sends 20 ms packets: 960 samples each.
+        let frames = audio_frames(&out);
+        assert!(frames.len() > 150, "{cam}: {} audio frames", frames.len());
+        assert_in_step(&probe, 0.02, cam);
+    }
+    // Over UDP the RTP bypasses the camera link; the SDP renaming still applies.
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("clip.mp4");
+    preroll_ok(&[
+        "record",
+        &srv.url("stereo"),
+        "-o",
+        s(&out),
+        "--lookback",
+        "0",
+        "--duration",
+        "3",
+        "--transport",
+        "udp",
+    ]);
+    assert_decodes_cleanly(&out);
+    assert_eq!(audio_format(&out), ("opus".to_owned(), 48000, 2), "udp");
+}
+
+/// AAC sent as MP4A-LATM (RFC 3016, GStreamer's rtpmp4apay) is kept as plain AAC: the
+/// PayloadLengthInfo is stripped and the StreamMuxConfig's AudioSpecificConfig goes into
+/// `esds`.
+#[test]
+fn mp4a_latm_is_kept_as_aac_at_two_rates() {
+    let specs = [
+        ("live:h264+latm/16000/1", 16000, 1),
+        ("live:h264+latm/44100/2", 44100, 2),
+    ];
+    let srv = RtspServer::start(&[("a", specs[0].0), ("b", specs[1].0)], Auth::None).unwrap();
+    for ((spec, rate, channels), cam) in specs.iter().zip(["a", "b"]) {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("clip.mp4");
+        let probe = record(&srv.url(cam), &out);
+        assert_eq!(
+            audio_format(&out),
+            ("aac".to_owned(), *rate, *channels),
+            "{spec}"
+        );
+        assert_in_step(&probe, 1024.0 / f64::from(*rate), spec);
+    }
+}
+
+/// Cameras that ask for credentials, with Opus audio: the camera link answers the Basic and
+/// the Digest challenge itself (Digest signs the URI the camera sees, not retina's).
+#[test]
+fn credentials_and_opus_through_the_camera_link() {
+    for auth in [Auth::basic("cam", "s3cr:t"), Auth::digest("cam", "s3cr:t")] {
+        let srv = RtspServer::start(&[("cam", "live:h264+opus")], auth).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("clip.mp4");
+        record(&srv.url("cam"), &out);
+        assert_eq!(audio_format(&out), ("opus".to_owned(), 48000, 1));
     }
 }

@@ -63,11 +63,20 @@ impl Drop for IngestRuntime {
     }
 }
 
+/// The tick while a source is connecting (see `source::connecting`): its request and answer
+/// round trips pass through the camera link, a tick per hop.
+const TICK_CONNECTING: Duration = Duration::from_millis(5);
+
 /// Sleeps the thread for a tick, then lets every task that became ready run. `yield_now`
 /// puts this task behind the I/O driver's poll, so the tasks woken by that poll run before
 /// the next sleep.
 async fn pace(tick: Duration, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
+        let tick = if crate::source::connecting::any_connecting() {
+            TICK_CONNECTING.min(tick)
+        } else {
+            tick
+        };
         std::thread::sleep(tick);
         tokio::task::yield_now().await;
     }

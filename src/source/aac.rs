@@ -1,6 +1,6 @@
-//! AAC from files, shared by the MPEG-TS and Matroska readers: the MP4 sample entry built from
-//! an AudioSpecificConfig (through retina, as for RTSP cameras), and the timing of access
-//! units in samples.
+//! AAC sources find the configuration of: the MP4 sample entry built from an
+//! AudioSpecificConfig (through retina, as for RTSP cameras), shared by the MPEG-TS and Matroska
+//! readers and MP4A-LATM from cameras; and the timing of access units in samples.
 
 use bytes::Bytes;
 
@@ -47,17 +47,40 @@ pub struct AacTrack {
     pub frame_length: u32,
 }
 
-/// The track an AudioSpecificConfig describes.
+/// The track an AudioSpecificConfig describes, timed at its sampling rate.
 pub fn track(asc: &[u8]) -> Result<AacTrack, String> {
     let hex: String = asc.iter().map(|b| format!("{b:02x}")).collect();
     let rate = rate(asc)
         .filter(|&r| r > 0)
         .ok_or_else(|| format!("AAC config {hex}: no sampling rate"))?;
+    described(asc, rate, None)
+}
+
+/// Track parameters of AAC coded per `asc`, timed in `clock_rate` ticks with `channels`
+/// (an RTP stream's clock and channels, MP4A-LATM).
+pub fn aac_params(asc: &[u8], clock_rate: u32, channels: u16) -> Result<TrackParams, String> {
+    described(asc, clock_rate, std::num::NonZeroU16::new(channels)).map(|t| t.params)
+}
+
+/// retina writes the `mp4a` entry (`esds` and all) for an RFC 3640 stream: such a stream is
+/// described to it with the configuration as its `config=`.
+fn described(
+    asc: &[u8],
+    clock_rate: u32,
+    channels: Option<std::num::NonZeroU16>,
+) -> Result<AacTrack, String> {
+    let hex: String = asc.iter().map(|b| format!("{b:02x}")).collect();
     let fmtp = format!(
         "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={hex}"
     );
-    let d = retina::codec::Depacketizer::new("audio", "mpeg4-generic", rate, None, Some(&fmtp))
-        .map_err(|e| format!("AAC config {hex}: {e}"))?;
+    let d = retina::codec::Depacketizer::new(
+        "audio",
+        "mpeg4-generic",
+        clock_rate,
+        channels,
+        Some(&fmtp),
+    )
+    .map_err(|e| format!("AAC config {hex}: {e}"))?;
     let Some(retina::codec::ParametersRef::Audio(a)) = d.parameters() else {
         return Err(format!("AAC config {hex} not understood"));
     };

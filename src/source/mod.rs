@@ -4,6 +4,7 @@
 
 mod aac;
 mod arrival;
+pub mod connecting;
 mod demo;
 mod error;
 mod file;

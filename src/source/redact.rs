@@ -26,6 +26,28 @@ pub fn redact_url(text: &str) -> String {
     redact_query(&out)
 }
 
+/// Text a camera chose (SDP, header values, reason phrases, server strings) as it may appear in
+/// a log line or an error: at most `max` characters, every control character, backslash and
+/// non-ASCII byte escaped, so a camera can neither forge log lines nor flood the log.
+pub fn camera_text(bytes: &[u8], max: usize) -> String {
+    let mut out = String::with_capacity(bytes.len().min(max) + 16);
+    for (i, &b) in bytes.iter().enumerate() {
+        if out.len() >= max {
+            out.push_str(&format!("…({} more bytes)", bytes.len() - i));
+            break;
+        }
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
 fn redact_query(text: &str) -> String {
     let Some(q) = text.find('?') else {
         return text.to_owned();
@@ -67,6 +89,17 @@ mod tests {
             redact_url("https://foo.bar?param1=abcd&password=efgh"),
             "https://foo.bar?param1=abcd&password=****"
         );
+    }
+
+    #[test]
+    fn camera_text_is_escaped_and_bounded() {
+        use super::camera_text;
+        assert_eq!(
+            camera_text(b"OK\r\nInjected: yes\x1b[31m\\", 100),
+            "OK\\r\\nInjected: yes\\x1b[31m\\\\"
+        );
+        assert_eq!(camera_text("é".as_bytes(), 100), "\\xc3\\xa9");
+        assert_eq!(camera_text(&[b'a'; 10], 4), "aaaa…(6 more bytes)");
     }
 
     #[test]

@@ -29,7 +29,12 @@ AUDIO is CODEC[/RATE[/CHANNELS]], written like an SDP rtpmap (`l16/16000/2`):
     l16    16-bit big-endian linear PCM (RFC 3551 L16); default 16000 Hz, mono; 1 or
            2 channels
     opus   Opus (RFC 7587) of a 440 Hz sine; 48000 Hz (the only rate Opus RTP has), 1 or
-           2 channels: audio clips do not keep
+           2 channels (`sprop-stereo` says which)
+    latm   AAC-LC in MP4A-LATM (RFC 3016, rtpmp4apay: cpresent=0, the StreamMuxConfig in
+           the SDP's config=) of a 440 Hz sine; default 48000 Hz, mono; rates and
+           channels as for aac
+    g722   G.722 (avenc_g722, RFC 3551: an RTP clock of 8000 for 16 kHz audio); mono: a
+           codec clips do not keep
 
 The G.711 and L16 variants send pink noise rather than a sine: any stretch of a few
 hundred samples then occurs once in a stream, so a test can find where a recording's
@@ -176,8 +181,23 @@ LIVE_AUDIO = {
         " ! audio/x-raw,format=S16BE,layout=interleaved,rate={rate},channels={channels}"
         " ! rtpL16pay name=pay1 pt=97",
     ),
-    # Opus (RFC 7587): a codec cameras rarely send and clips do not keep yet, for the test
-    # that unsupported audio is named and the video recorded.
+    "latm": (
+        48000,
+        (1, 2),
+        "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+        " ! audio/x-raw,rate={rate},channels={channels}"
+        " ! audioconvert ! voaacenc bitrate={bitrate}"
+        " ! rtpmp4apay name=pay1 pt=97",
+    ),
+    # G.722: a codec clips do not keep, for the test that unsupported audio is named once
+    # and the video recorded.
+    "g722": (
+        16000,
+        (1,),
+        "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+        " ! audio/x-raw,rate=16000,channels=1"
+        " ! audioconvert ! avenc_g722 ! rtpg722pay name=pay1 pt=9",
+    ),
     "opus": (
         48000,
         (1, 2),

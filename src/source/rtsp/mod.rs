@@ -1,5 +1,12 @@
-//! RTSP cameras, through retina: TCP interleaved by default, UDP on request; credentials from
-//! the URL (basic and digest are negotiated by retina); every wait bounded by a timeout.
+//! RTSP cameras, through retina behind the camera link ([`link`]): TCP interleaved by default,
+//! UDP on request; credentials from the URL (Basic and Digest, answered by the link); every
+//! wait bounded by a timeout, every byte the camera sends bounded by the link.
+
+mod audio;
+mod auth;
+mod framing;
+mod link;
+mod sdp;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -7,15 +14,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use retina::client::{
-    Credentials, Demuxed, InitialTimestampPolicy, PlayOptions, Session, SessionOptions,
-    SetupOptions,
+    Demuxed, InitialTimestampPolicy, PlayOptions, Session, SessionOptions, SetupOptions,
 };
 use retina::codec::{CodecItem, ParametersRef};
 
 use crate::audio::{PcmCodec, PcmToFlac, describe};
 use crate::mp4::{Codec, TrackKind};
 
+use self::audio::AudioPath;
+use self::link::Link;
+use self::sdp::RealCodec;
 use super::arrival::ArrivalClock;
+use super::redact::camera_text;
 use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, redact_url};
 
 /// How long packets may queue in the socket before they are read. Over TCP nothing can be
@@ -83,8 +93,10 @@ pub struct RtspSource {
     read_batch: Duration,
     /// Per selected stream, when its frames arrived (reads are batched; see `arrival`).
     clocks: Vec<ArrivalClock>,
-    /// The selected audio stream's packets to FLAC, when it is G.711 or L16.
-    flac: Option<PcmToFlac>,
+    /// How the selected audio stream's packets become samples.
+    audio: Option<AudioPath>,
+    /// The relay retina reaches the camera through.
+    link: Link,
     /// The camera's audio as sent ("PCMU 8000 Hz mono"), whether or not clips keep it.
     source_audio: Option<String>,
 }
@@ -97,13 +109,21 @@ impl std::fmt::Debug for RtspSource {
     }
 }
 
-/// Classifies a retina error by what a user can do about it.
-fn classify(e: &retina::Error, shown_url: &str) -> SourceError {
+/// Classifies a retina error by what a user can do about it. When the camera link gave up
+/// first, its reason is the error (retina saw only the connection close). retina's text can
+/// quote the camera (reason phrases, headers): it is shown escaped and bounded.
+fn classify(e: &retina::Error, shown_url: &str, link: &Link) -> SourceError {
+    if let Some(failure) = link.failure() {
+        return failure;
+    }
     let text = redact_url(&e.to_string());
-    SourceError::new(
-        kind_of(e.status_code(), &text),
-        format!("{shown_url}: {text}"),
-    )
+    let kind = kind_of(e.status_code(), &text);
+    let shown = text
+        .split("\n\n")
+        .map(|p| camera_text(p.as_bytes(), 1000))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    SourceError::new(kind, format!("{shown_url}: {shown}"))
 }
 
 /// The kind of a retina error from its RTSP status and the first paragraph of its text.
@@ -129,8 +149,11 @@ fn params_of(
     p: ParametersRef<'_>,
     kind: TrackKind,
     clock_rate: u32,
-    flac: Option<&PcmToFlac>,
+    audio: Option<&AudioPath>,
 ) -> Result<TrackParams, String> {
+    if let Some(audio) = audio {
+        return audio.params(p, clock_rate);
+    }
     match p {
         ParametersRef::Video(v) => {
             let codec = if v.rfc6381_codec().starts_with("avc") {
@@ -149,37 +172,14 @@ fn params_of(
                 height,
             })
         }
-        // G.711/L16: the track holds FLAC, one frame per packet, at the RTP clock rate
-        // (which RFC 3551 makes the sample rate).
-        ParametersRef::Audio(a) => {
-            if let Some(flac) = flac {
-                return Ok(TrackParams {
-                    kind,
-                    codec: Codec::Flac,
-                    timescale: a.clock_rate(),
-                    sample_entry: Bytes::from(flac.sample_entry()),
-                    width: 0,
-                    height: 0,
-                });
-            }
-            let entry = a.mp4_sample_entry().build().map_err(|e| e.to_string())?;
-            Ok(TrackParams {
-                kind,
-                codec: Codec::Aac,
-                timescale: a.clock_rate(),
-                sample_entry: Bytes::from(entry),
-                width: 0,
-                height: 0,
-            })
-        }
-        ParametersRef::Message(_) => Err("not a media stream".into()),
+        _ => Err("not a video stream".into()),
     }
 }
 
 impl RtspSource {
     /// Connects: DESCRIBE, SETUP of the first H.264/H.265 video stream and the first audio
-    /// stream clips can keep (AAC as sent; G.711 A-law/µ-law and L16 as FLAC), PLAY. Other
-    /// audio codecs are reported once and left out.
+    /// stream clips can keep (AAC as sent; G.711 A-law/µ-law and L16 as FLAC; Opus as sent;
+    /// MP4A-LATM as plain AAC), PLAY. Other audio codecs are reported once and left out.
     pub async fn connect(
         url: &str,
         camera: &str,
@@ -195,40 +195,102 @@ impl RtspSource {
         let creds = if parsed.username().is_empty() {
             None
         } else {
-            let c = Credentials {
-                username: percent_decode(parsed.username()),
-                password: percent_decode(parsed.password().unwrap_or("")),
-            };
+            let c = (
+                percent_decode(parsed.username()),
+                percent_decode(parsed.password().unwrap_or("")),
+            );
             let _ = parsed.set_username("");
             let _ = parsed.set_password(None);
             Some(c)
         };
+        let timed_out = || {
+            SourceError::new(
+                SourceErrorKind::Timeout,
+                format!(
+                    "{shown}: no answer to connect/DESCRIBE/SETUP/PLAY within {:?}",
+                    options.connect_timeout
+                ),
+            )
+        };
+        let link = tokio::time::timeout(
+            options.connect_timeout,
+            Link::open(
+                &parsed,
+                creds,
+                options.transport,
+                &shown,
+                options.connect_timeout,
+            ),
+        )
+        .await
+        .map_err(|_| timed_out())??;
         let setup = async {
-            let session_options = SessionOptions::default()
-                .creds(creds)
-                .user_agent("preroll".into());
-            let mut session = Session::describe(parsed, session_options)
+            let session_options = SessionOptions::default().user_agent("preroll".into());
+            let mut session = Session::describe(link.url.clone(), session_options)
                 .await
-                .map_err(|e| classify(&e, &shown))?;
+                .map_err(|e| classify(&e, &shown, &link))?;
+            let real = link.real_media();
             let mut selected = Vec::new();
             let mut video = None;
             let mut audio = None;
-            let mut flac = None;
+            let mut path = None;
             let mut source_audio = None;
             for (i, s) in session.streams().iter().enumerate() {
                 let enc = s.encoding_name().to_ascii_lowercase();
                 let channels = s.channels().map_or(1, |c| c.get());
-                match s.media() {
-                    "video" if video.is_none() && (enc == "h264" || enc == "h265") => {
+                // What the camera really sends, where the link renamed it for retina.
+                let control = s.control().map(url::Url::as_str).unwrap_or_default();
+                // A renamed stream carries the encoding it was renamed to, and its control
+                // (or, when the SDP gave it none, no other renamed stream's).
+                let renamed = real.iter().filter(|r| r.codec.shown_as() == enc).find(|r| {
+                    r.control
+                        .as_deref()
+                        .is_none_or(|c| !c.is_empty() && control.ends_with(c))
+                });
+                match (s.media(), renamed) {
+                    (_, Some(r)) if audio.is_none() => match &r.codec {
+                        RealCodec::Opus { channels } => {
+                            let shown = AudioPath::describe_opus(*channels);
+                            tracing::info!(camera, "audio {shown} is kept as Opus");
+                            audio = Some(i);
+                            source_audio = Some(shown);
+                            path = Some(AudioPath::opus(*channels));
+                        }
+                        RealCodec::Latm {
+                            clock_rate,
+                            channels,
+                            fmtp,
+                        } => match AudioPath::latm(fmtp, *clock_rate) {
+                            Ok((p, config)) => {
+                                let shown = AudioPath::describe_latm(&config);
+                                tracing::info!(camera, "audio {shown} is kept as AAC");
+                                audio = Some(i);
+                                source_audio = Some(shown);
+                                path = Some(p);
+                            }
+                            Err(e) => {
+                                let shown = describe("MP4A-LATM", *clock_rate, *channels);
+                                tracing::warn!(
+                                    camera,
+                                    "audio {shown} cannot be kept ({}); recording video only",
+                                    camera_text(e.as_bytes(), 200)
+                                );
+                                source_audio.get_or_insert(format!("{shown} (not kept: {e})"));
+                            }
+                        },
+                    },
+                    (_, Some(_)) => {}
+                    ("video", None) if video.is_none() && (enc == "h264" || enc == "h265") => {
                         video = Some(i)
                     }
-                    "audio" if audio.is_none() && enc == "mpeg4-generic" => {
+                    ("audio", None) if audio.is_none() && enc == "mpeg4-generic" => {
                         audio = Some(i);
+                        path = Some(AudioPath::Aac);
                         source_audio = Some(describe("AAC", s.clock_rate_hz(), channels));
                     }
-                    "audio" if audio.is_none() => {
+                    ("audio", None) if audio.is_none() => {
                         let shown = describe(
-                            &s.encoding_name().to_ascii_uppercase(),
+                            &camera_text(s.encoding_name().to_ascii_uppercase().as_bytes(), 40),
                             s.clock_rate_hz(),
                             channels,
                         );
@@ -239,7 +301,7 @@ impl RtspSource {
                                 tracing::info!(camera, "audio {shown} is kept as FLAC");
                                 audio = Some(i);
                                 source_audio = Some(t.describe());
-                                flac = Some(t);
+                                path = Some(AudioPath::Flac(t));
                             }
                             Some(Err(e)) => {
                                 tracing::warn!(
@@ -251,7 +313,8 @@ impl RtspSource {
                             None => {
                                 tracing::warn!(
                                     camera,
-                                    "audio codec {enc} cannot go into MP4 clips; recording video only"
+                                    "audio codec {} cannot go into MP4 clips; recording video only",
+                                    camera_text(enc.as_bytes(), 40)
                                 );
                                 source_audio.get_or_insert(shown);
                             }
@@ -275,7 +338,7 @@ impl RtspSource {
                 session
                     .setup(i, SetupOptions::default().transport(transport))
                     .await
-                    .map_err(|e| classify(&e, &shown))?;
+                    .map_err(|e| classify(&e, &shown, &link))?;
                 selected.push(Selected {
                     session_index: i,
                     kind,
@@ -285,22 +348,16 @@ impl RtspSource {
             let playing = session
                 .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
                 .await
-                .map_err(|e| classify(&e, &shown))?;
-            let demuxed = playing.demuxed().map_err(|e| classify(&e, &shown))?;
-            Ok::<_, SourceError>((demuxed, selected, flac, source_audio))
+                .map_err(|e| classify(&e, &shown, &link))?;
+            let demuxed = playing.demuxed().map_err(|e| classify(&e, &shown, &link))?;
+            Ok::<_, SourceError>((demuxed, selected, path, source_audio))
         };
-        let (demuxed, selected, flac, source_audio) =
-            tokio::time::timeout(options.connect_timeout, setup)
-                .await
-                .map_err(|_| {
-                    SourceError::new(
-                        SourceErrorKind::Timeout,
-                        format!(
-                            "{shown}: no answer to connect/DESCRIBE/SETUP/PLAY within {:?}",
-                            options.connect_timeout
-                        ),
-                    )
-                })??;
+        let (demuxed, selected, path, source_audio) =
+            match tokio::time::timeout(options.connect_timeout, setup).await {
+                Ok(r) => r?,
+                // The link's reason, when it gave up, says more than the time-out.
+                Err(_) => return Err(link.failure().unwrap_or_else(timed_out)),
+            };
         let mut source = RtspSource {
             url_shown: shown,
             demuxed,
@@ -313,7 +370,8 @@ impl RtspSource {
                 Transport::Udp => READ_BATCH_UDP,
             },
             clocks: Vec::new(),
-            flac,
+            audio: path,
+            link,
             source_audio,
         };
         if source.refresh_params() {
@@ -331,9 +389,9 @@ impl RtspSource {
         let mut params = Vec::new();
         for s in &self.selected {
             let stream = &streams[s.session_index];
-            let flac = self.flac.as_ref().filter(|_| s.kind == TrackKind::Audio);
+            let audio = self.audio.as_ref().filter(|_| s.kind == TrackKind::Audio);
             match stream.parameters() {
-                Some(p) => match params_of(p, s.kind, stream.clock_rate_hz(), flac) {
+                Some(p) => match params_of(p, s.kind, stream.clock_rate_hz(), audio) {
                     Ok(p) => params.push(p),
                     Err(e) => {
                         tracing::debug!(url = %self.url_shown, "stream {}: {e}", s.session_index);
@@ -349,6 +407,39 @@ impl RtspSource {
             return true;
         }
         false
+    }
+}
+
+impl RtspSource {
+    /// One audio payload as the clip keeps it; `None` (and the packet dropped, as a lost one
+    /// would be) when it is broken.
+    fn audio_frame(&mut self, data: &[u8]) -> Option<(Bytes, Option<u32>)> {
+        let path = self.audio.as_mut()?;
+        match path.frame(data) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::debug!(url = %self.url_shown, "audio packet dropped: {e}");
+                None
+            }
+        }
+    }
+
+    fn stalled(&self) -> SourceError {
+        let dropped = self.link.dropped_bytes();
+        let also = if dropped > 0 {
+            format!(
+                " ({dropped} bytes on interleaved channels no stream was set up on were dropped)"
+            )
+        } else {
+            String::new()
+        };
+        SourceError::new(
+            SourceErrorKind::Stalled,
+            format!(
+                "{}: no frame for {:?}{also}",
+                self.url_shown, self.stall_timeout
+            ),
+        )
     }
 }
 
@@ -410,20 +501,12 @@ impl Source for RtspSource {
                     tokio::time::sleep(self.read_batch).await;
                     tokio::time::timeout(self.stall_timeout, self.demuxed.next())
                         .await
-                        .map_err(|_| {
-                            SourceError::new(
-                                SourceErrorKind::Stalled,
-                                format!(
-                                    "{}: no frame for {:?}",
-                                    self.url_shown, self.stall_timeout
-                                ),
-                            )
-                        })?
+                        .map_err(|_| self.stalled())?
                 }
             };
             let item = match item {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(classify(&e, &self.url_shown)),
+                Some(Err(e)) => return Err(classify(&e, &self.url_shown, &self.link)),
                 Some(Ok(item)) => item,
             };
             let read = Instant::now();
@@ -442,18 +525,24 @@ impl Source for RtspSource {
                     (head.0, head.1, head.2, head.3, head.4, data, None)
                 }
                 CodecItem::AudioFrame(f) => {
-                    let (data, duration) = match &mut self.flac {
-                        Some(t) => match t.frame(f.data()) {
-                            // Its duration is known: as many ticks as samples.
-                            Ok(frame) => (Bytes::from(frame.data), Some(frame.samples)),
-                            Err(e) => {
-                                // retina passes whole-byte payloads; a partial L16 sample
-                                // pair is a broken packet, dropped like a lost one.
-                                tracing::debug!(url = %self.url_shown, "audio packet dropped: {e}");
-                                continue;
-                            }
-                        },
-                        None => (Bytes::copy_from_slice(f.data()), None),
+                    let Some((data, duration)) = self.audio_frame(f.data()) else {
+                        continue;
+                    };
+                    (
+                        f.stream_id(),
+                        f.timestamp(),
+                        true,
+                        false,
+                        f.loss(),
+                        data,
+                        duration,
+                    )
+                }
+                // MP4A-LATM, shown to retina as metadata so that it joins an AudioMuxElement's
+                // packets up to the RTP marker.
+                CodecItem::MessageFrame(f) if matches!(self.audio, Some(AudioPath::Latm(_))) => {
+                    let Some((data, duration)) = self.audio_frame(f.data()) else {
+                        continue;
                     };
                     (
                         f.stream_id(),

@@ -1,0 +1,342 @@
+//! The bytes of an RTSP connection cut into what they carry: messages (a head of lines ending
+//! in a blank line, then a `Content-Length` body) and interleaved `$` frames (RFC 2326
+//! §10.12). Every piece is bounded before it is buffered: a head by [`MAX_HEAD`], a body by
+//! [`MAX_BODY`] (checked as soon as its `Content-Length` is read, before any of it arrives),
+//! a frame by its 16-bit length. Frames on channels the caller does not keep are dropped as
+//! they arrive, never buffered whole, and counted.
+
+use bytes::{Buf, Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::source::redact::camera_text;
+
+/// Bound on a message head (start line and headers).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Bound on a message body; an SDP is a few kilobytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FrameError {
+    #[error("an RTSP message head of more than {limit} bytes (no blank line within the bound)")]
+    HeadTooLong { limit: usize },
+    #[error("an RTSP message body of {length} bytes (Content-Length), over the {limit}-byte bound")]
+    BodyTooLong { length: u64, limit: usize },
+    #[error("an RTSP message with Content-Length {0:?}, not a number")]
+    BadContentLength(String),
+    #[error("bytes that are neither an RTSP message nor an interleaved frame: \"{0}\"")]
+    NotRtsp(String),
+}
+
+/// One RTSP message. Header names and values are kept as sent (trimmed), in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The first line without its line end: `RTSP/1.0 200 OK` or `SETUP rtsp://… RTSP/1.0`.
+    pub start: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Replaces the first header called `name` (dropping any others), or adds it.
+    pub fn set_header(&mut self, name: &str, value: String) {
+        let mut value = Some(value);
+        self.headers.retain_mut(|(n, v)| {
+            if !n.eq_ignore_ascii_case(name) {
+                return true;
+            }
+            match value.take() {
+                Some(new) => {
+                    *v = new;
+                    true
+                }
+                None => false,
+            }
+        });
+        if let Some(v) = value {
+            self.headers.push((name.to_owned(), v));
+        }
+    }
+
+    pub fn cseq(&self) -> Option<u32> {
+        self.header("CSeq")?.trim().parse().ok()
+    }
+
+    /// `(method, URI)` of a request; `None` for a response.
+    pub fn request(&self) -> Option<(&str, &str)> {
+        if self.start.starts_with("RTSP/") {
+            return None;
+        }
+        let mut parts = self.start.split(' ');
+        Some((parts.next()?, parts.next()?))
+    }
+
+    /// The status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        if !self.start.starts_with("RTSP/") {
+            return None;
+        }
+        self.start.split(' ').nth(1)?.parse().ok()
+    }
+
+    /// Appends the message as it goes on the wire, its Content-Length matching its body.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.start.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut length_written = false;
+        for (n, v) in &self.headers {
+            if n.eq_ignore_ascii_case("Content-Length") {
+                if length_written {
+                    continue;
+                }
+                length_written = true;
+                out.extend_from_slice(format!("{n}: {}\r\n", self.body.len()).as_bytes());
+                continue;
+            }
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !length_written && !self.body.is_empty() {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+    }
+}
+
+#[derive(Debug)]
+pub enum Piece {
+    Message(Message),
+    /// A whole interleaved frame, its 4-byte header included.
+    Frame {
+        bytes: Bytes,
+    },
+}
+
+/// Reassembles pieces from what is read, one connection direction each.
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: BytesMut,
+    /// Bytes still to come of a frame being dropped.
+    skip: usize,
+    /// Bytes of frames dropped so far (headers included), and how many frames.
+    pub dropped_bytes: u64,
+    pub dropped_frames: u64,
+}
+
+impl Framer {
+    /// Where to read into; never holds more than one incomplete piece plus one read.
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// The next whole piece, `None` when more bytes are needed. Frames on channels for which
+    /// `keep` is false are dropped.
+    pub fn next(&mut self, keep: impl Fn(u8) -> bool) -> Result<Option<Piece>, FrameError> {
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.buf.len());
+                self.buf.advance(n);
+                self.skip -= n;
+                self.dropped_bytes += n as u64;
+                if self.skip > 0 {
+                    return Ok(None);
+                }
+            }
+            let Some(&first) = self.buf.first() else {
+                return Ok(None);
+            };
+            if first == b'$' {
+                if self.buf.len() < 4 {
+                    return Ok(None);
+                }
+                let channel = self.buf[1];
+                let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
+                if !keep(channel) {
+                    self.buf.advance(4);
+                    self.dropped_bytes += 4;
+                    self.dropped_frames += 1;
+                    self.skip = len;
+                    continue;
+                }
+                if self.buf.len() < 4 + len {
+                    return Ok(None);
+                }
+                let bytes = self.buf.split_to(4 + len).freeze();
+                return Ok(Some(Piece::Frame { bytes }));
+            }
+            // Line ends between pieces (some servers send them after a frame) carry nothing.
+            if first == b'\r' || first == b'\n' {
+                self.buf.advance(1);
+                continue;
+            }
+            return self.message();
+        }
+    }
+
+    fn message(&mut self) -> Result<Option<Piece>, FrameError> {
+        let window = &self.buf[..self.buf.len().min(MAX_HEAD)];
+        let Some(head_len) = head_end(window) else {
+            if self.buf.len() >= MAX_HEAD {
+                return Err(FrameError::HeadTooLong { limit: MAX_HEAD });
+            }
+            // A message starts with a letter; anything else will never become one.
+            if !self.buf[0].is_ascii_alphabetic() {
+                return Err(FrameError::NotRtsp(camera_text(
+                    &self.buf[..self.buf.len().min(40)],
+                    80,
+                )));
+            }
+            return Ok(None);
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_len]);
+        let mut lines = head.lines().map(|l| l.trim_end_matches('\r'));
+        let start = lines.next().unwrap_or_default().to_owned();
+        let is_response = start.starts_with("RTSP/");
+        let is_request = start.split(' ').count() == 3 && start.ends_with("RTSP/1.0");
+        if !is_response && !is_request {
+            return Err(FrameError::NotRtsp(camera_text(start.as_bytes(), 80)));
+        }
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let mut body_len = 0usize;
+        if let Some((_, v)) = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+        {
+            let length: u64 = v
+                .parse()
+                .map_err(|_| FrameError::BadContentLength(camera_text(v.as_bytes(), 40)))?;
+            if length > MAX_BODY as u64 {
+                return Err(FrameError::BodyTooLong {
+                    length,
+                    limit: MAX_BODY,
+                });
+            }
+            body_len = length as usize;
+        }
+        if self.buf.len() < head_len + body_len {
+            return Ok(None);
+        }
+        let message = Message {
+            start,
+            headers,
+            body: self.buf[head_len..head_len + body_len].to_vec(),
+        };
+        self.buf.advance(head_len + body_len);
+        Ok(Some(Piece::Message(message)))
+    }
+}
+
+/// Length of the head (its blank line included) if it is all in `b`: a line end followed by
+/// an empty line, `\r\n` or bare `\n` alike.
+fn head_end(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\n', &b[from..]).map(|i| from + i) {
+        match b.get(i + 1..i + 3) {
+            Some([b'\n', _]) => return Some(i + 2),
+            Some([b'\r', b'\n']) => return Some(i + 3),
+            None if b.get(i + 1) == Some(&b'\n') => return Some(i + 2),
+            _ => from = i + 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(f: &mut Framer, b: &[u8]) {
+        f.buffer().extend_from_slice(b);
+    }
+
+    #[test]
+    fn messages_and_frames_in_pieces() {
+        let mut f = Framer::default();
+        let wire = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: 3\r\n\r\nabc$\x00\x00\x02hi$\x05\x00\x03xyzRTSP/1.0 200 OK\nCSeq: 3\n\n";
+        let mut got = Vec::new();
+        // Byte by byte: nothing is taken before it is whole.
+        for b in wire {
+            feed(&mut f, &[*b]);
+            while let Some(p) = f.next(|c| c == 0).unwrap() {
+                got.push(p);
+            }
+        }
+        assert_eq!(got.len(), 3, "{got:?}");
+        let Piece::Message(m) = &got[0] else { panic!() };
+        assert_eq!(
+            (m.status(), m.cseq(), &m.body[..]),
+            (Some(200), Some(2), &b"abc"[..])
+        );
+        let Piece::Frame { bytes } = &got[1] else {
+            panic!()
+        };
+        assert_eq!(&bytes[..], &b"$\x00\x00\x02hi"[..]);
+        let Piece::Message(m) = &got[2] else { panic!() };
+        assert_eq!(m.cseq(), Some(3));
+        assert_eq!((f.dropped_frames, f.dropped_bytes), (1, 7));
+    }
+
+    #[test]
+    fn bounds_are_checked_before_buffering() {
+        let mut f = Framer::default();
+        feed(
+            &mut f,
+            b"RTSP/1.0 200 OK\r\nContent-Length: 200000000\r\n\r\n",
+        );
+        assert_eq!(
+            f.next(|_| true).unwrap_err(),
+            FrameError::BodyTooLong {
+                length: 200_000_000,
+                limit: MAX_BODY
+            }
+        );
+        let mut f = Framer::default();
+        feed(&mut f, b"RTSP/1.0 200 OK\r\n");
+        feed(&mut f, &vec![b'x'; MAX_HEAD]);
+        assert_eq!(
+            f.next(|_| true).unwrap_err(),
+            FrameError::HeadTooLong { limit: MAX_HEAD }
+        );
+        let mut f = Framer::default();
+        feed(&mut f, b"\x16\x03\x01garbage\r\n\r\n");
+        assert!(matches!(f.next(|_| true), Err(FrameError::NotRtsp(t)) if t.starts_with("\\x16")));
+    }
+
+    #[test]
+    fn encode_keeps_the_length_true() {
+        let mut m = Message {
+            start: "RTSP/1.0 200 OK".into(),
+            headers: vec![
+                ("CSeq".into(), "1".into()),
+                ("Content-Length".into(), "2".into()),
+            ],
+            body: b"four".to_vec(),
+        };
+        m.set_header("cseq", "7".into());
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        assert_eq!(
+            out,
+            b"RTSP/1.0 200 OK\r\nCSeq: 7\r\nContent-Length: 4\r\n\r\nfour".to_vec()
+        );
+    }
+}
