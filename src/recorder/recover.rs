@@ -8,6 +8,10 @@
 //! rebuilt from the file ([`Recording::resume`](super::Recording)) and finished through the
 //! same code path as a recording that ran to its end.
 //!
+//! A `.partial` may also have been caught finishing: its progressive `moov` appended and
+//! durable, and the fragmented header and some `moof`s already hidden as `free` boxes. Then
+//! recovery completes the hiding (see `finishing`).
+//!
 //! A running recorder holds an exclusive `flock` on its `.partial` for as long as it writes;
 //! recovery takes the same lock without waiting and passes over a file it cannot lock. The
 //! lock dies with the process, so after a `kill -9` the file can be recovered at once.
