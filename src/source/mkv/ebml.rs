@@ -156,7 +156,9 @@ pub fn read_header<R: Read + Seek>(
     truncated: &mut bool,
 ) -> Result<Option<Header>, MkvError> {
     let at = input.pos();
-    let mut b = [0u8; 12];
+    // Room for the longest header read before it is checked: a first byte that cannot start
+    // an ID still reads 5 bytes (`split_header` refuses it), and a size up to 8.
+    let mut b = [0u8; 13];
     let Some(first) = input.byte(at)? else {
         return Ok(None);
     };
