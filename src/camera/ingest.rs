@@ -6,7 +6,8 @@
 //! what an idle stream cost. Here the runtime's thread sleeps between ticks instead, outside
 //! the event loop, so the kernel gathers every socket's readiness meanwhile and one poll per
 //! tick hands it all over. Data waits in the kernel's socket buffers for at most a tick,
-//! which a recorder that cuts segments at keyframes (a second or more apart) never notices.
+//! which a ring holding seconds never notices; while a source connects or a clip records,
+//! the tick is shorter (see `source::Batching`).
 
 use std::io;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
+
+use crate::source::Batching;
 
 /// The tick for TCP (interleaved RTSP): the kernel holds back-pressure, nothing is lost.
 pub const TICK_TCP: Duration = Duration::from_millis(250);
@@ -26,6 +29,7 @@ pub const TICK_UDP: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct IngestRuntime {
     handle: Handle,
+    batching: Batching,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -38,11 +42,14 @@ impl IngestRuntime {
         let handle = runtime.handle().clone();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let batching = Batching::default();
+        let paced = batching.clone();
         let thread = std::thread::Builder::new()
             .name("preroll-ingest".into())
-            .spawn(move || runtime.block_on(pace(tick, stopping)))?;
+            .spawn(move || runtime.block_on(pace(tick, paced, stopping)))?;
         Ok(IngestRuntime {
             handle,
+            batching,
             stop,
             thread: Some(thread),
         })
@@ -51,6 +58,11 @@ impl IngestRuntime {
     /// Where camera tasks are spawned.
     pub fn handle(&self) -> &Handle {
         &self.handle
+    }
+
+    /// The batching for a new camera on this runtime.
+    pub fn batching(&self) -> Batching {
+        self.batching.for_camera()
     }
 }
 
@@ -63,21 +75,12 @@ impl Drop for IngestRuntime {
     }
 }
 
-/// The tick while a source is connecting (see `source::connecting`): its request and answer
-/// round trips pass through the camera link, a tick per hop.
-const TICK_CONNECTING: Duration = Duration::from_millis(5);
-
 /// Sleeps the thread for a tick, then lets every task that became ready run. `yield_now`
 /// puts this task behind the I/O driver's poll, so the tasks woken by that poll run before
 /// the next sleep.
-async fn pace(tick: Duration, stop: Arc<AtomicBool>) {
+async fn pace(tick: Duration, batching: Batching, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
-        let tick = if crate::source::connecting::any_connecting() {
-            TICK_CONNECTING.min(tick)
-        } else {
-            tick
-        };
-        std::thread::sleep(tick);
+        std::thread::sleep(batching.tick(tick));
         tokio::task::yield_now().await;
     }
 }

@@ -17,7 +17,7 @@ use crate::ring::{Ring, RingLimits};
 use crate::segment::Segment;
 use crate::segmenter::{HygieneOptions, Segmenter, SegmenterOptions};
 use crate::source::{
-    RtspOptions, Source, SourceError, SourceErrorKind, SourceEvent, SourceSpec, TrackParams,
+    Batching, Hurry, RtspOptions, Source, SourceError, SourceErrorKind, SourceEvent, SourceSpec, TrackParams,
 };
 
 pub use backoff::{Backoff, BackoffOptions};
@@ -79,6 +79,7 @@ struct Shared {
     /// The newest sequence in the ring; bumped (also without a new segment) on status changes
     /// that waiting recordings care about (ended).
     updates: watch::Sender<u64>,
+    batching: Batching,
 }
 
 /// A running camera. Dropping it stops its task.
@@ -103,17 +104,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Camera {
     /// Starts ingesting in the background (needs a tokio runtime).
     pub fn spawn(options: CameraOptions) -> Camera {
-        Camera::spawn_on(&tokio::runtime::Handle::current(), options)
+        Camera::spawn_with(&tokio::runtime::Handle::current(), options)
     }
 
-    /// Starts ingesting on `runtime` (such as an [`IngestRuntime`]'s).
-    pub fn spawn_on(runtime: &tokio::runtime::Handle, options: CameraOptions) -> Camera {
+    /// Starts ingesting on `ingest`, batching reads with its other cameras.
+    pub fn spawn_on(ingest: &IngestRuntime, mut options: CameraOptions) -> Camera {
+        options.rtsp.batching = ingest.batching();
+        Camera::spawn_with(ingest.handle(), options)
+    }
+
+    fn spawn_with(runtime: &tokio::runtime::Handle, options: CameraOptions) -> Camera {
         let (updates, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             name: options.name.clone(),
             ring: Mutex::new(Ring::new(options.ring)),
             status: Mutex::new(CameraStatus::default()),
             updates,
+            batching: options.rtsp.batching.clone(),
         });
         let task = runtime.spawn(run(shared.clone(), options));
         Camera { shared, task }
@@ -129,6 +136,12 @@ impl Camera {
 
     pub fn status(&self) -> CameraStatus {
         lock(&self.shared.status).clone()
+    }
+
+    /// Data from this camera is read as it arrives while the returned guard is held (a clip
+    /// recording), so each part reaches the ring as soon as it is complete.
+    pub fn follow_closely(&self) -> Hurry {
+        self.shared.batching.recording()
     }
 
     /// Wakes on every new segment (and when the source ends).

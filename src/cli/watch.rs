@@ -54,7 +54,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
                 seconds: Duration::from_secs_f64(args.ring_seconds),
                 bytes: args.ring_mb << 20,
             };
-            Camera::spawn_on(ingest.handle(), o)
+            Camera::spawn_on(&ingest, o)
         })
         .collect();
     let started = Instant::now();

@@ -133,6 +133,9 @@ pub async fn record_live(
     mut control: watch::Receiver<ClipControl>,
     progress: &mut (dyn FnMut(LiveProgress) + Send),
 ) -> Result<LiveClip, LiveError> {
+    // Each part is to reach the file as soon as it is complete: a crash then loses at most
+    // the part in progress.
+    let closely = camera.follow_closely();
     // Presentation starts at the requested instant when the ring reaches it; decoding
     // starts at the keyframe before it.
     if let Some(wanted) = trigger.checked_sub(request.lookback) {
@@ -294,6 +297,7 @@ pub async fn record_live(
             _ = tokio::time::sleep(wake) => {}
         }
     };
+    drop(closely);
     report.phase = LivePhase::Finalizing;
     progress(report);
     if lost > 0 {

@@ -100,7 +100,7 @@ impl Service {
                 config: c.clone(),
                 camera: c
                     .enabled
-                    .then(|| Arc::new(Camera::spawn_on(ingest.handle(), camera_options(c)))),
+                    .then(|| Arc::new(Camera::spawn_on(&ingest, camera_options(c)))),
             })
             .collect();
         let (active, _) = watch::channel(0);

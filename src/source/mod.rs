@@ -4,7 +4,7 @@
 
 mod aac;
 mod arrival;
-pub mod connecting;
+mod batching;
 mod demo;
 mod error;
 mod file;
@@ -27,6 +27,7 @@ use bytes::Bytes;
 
 use crate::mp4::{Codec, TrackKind};
 
+pub use batching::{Batching, Hurry};
 pub use demo::demo_source;
 pub use error::{SourceError, SourceErrorKind};
 pub use file::{FileSource, Pace};

@@ -34,7 +34,7 @@ use super::Transport;
 use super::auth::Signer;
 use super::framing::{Framer, Message, Piece};
 use super::sdp::{self, RealMedia};
-use crate::source::connecting::Connecting;
+use crate::source::Hurry;
 use crate::source::redact::camera_text;
 use crate::source::{SourceError, SourceErrorKind};
 
@@ -108,6 +108,7 @@ impl Link {
         transport: Transport,
         shown: &str,
         accept_within: Duration,
+        connecting: Hurry,
     ) -> Result<Link, SourceError> {
         let port = camera.port().unwrap_or(554);
         let connect_err = |e: std::io::Error| {
@@ -173,7 +174,7 @@ impl Link {
             playing: false,
         };
         tokio::spawn(run(
-            Connecting::start(),
+            connecting,
             listener,
             stream,
             ends,
@@ -216,7 +217,7 @@ fn prefix_of(u: &url::Url) -> String {
 }
 
 async fn run(
-    connecting: Connecting,
+    connecting: Hurry,
     listener: TcpListener,
     camera: TcpStream,
     ends: Ends,
@@ -367,7 +368,7 @@ enum Answer {
 /// camera → retina: bounded framing, interleaved frames of assigned channels only, answers
 /// rewritten (CSeq back to retina's, SDP, SETUP transport), challenges answered here.
 async fn downstream(
-    connecting: Connecting,
+    connecting: Hurry,
     mut from: OwnedReadHalf,
     to: &mut OwnedWriteHalf,
     to_camera: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,

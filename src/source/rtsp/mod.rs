@@ -26,7 +26,7 @@ use self::link::Link;
 use self::sdp::RealCodec;
 use super::arrival::ArrivalClock;
 use super::redact::camera_text;
-use super::{Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, redact_url};
+use super::{Batching, Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, redact_url};
 
 /// How long packets may queue in the socket before they are read. Over TCP nothing can be
 /// lost (flow control holds the sender back, and the kernel grows the buffer to megabytes);
@@ -61,6 +61,8 @@ pub struct RtspOptions {
     pub connect_timeout: Duration,
     /// A stream that delivers no frame for this long is dropped (and reconnected).
     pub stall_timeout: Duration,
+    /// How long reads wait to gather data (shortened while connecting or recording).
+    pub batching: Batching,
 }
 
 impl Default for RtspOptions {
@@ -69,6 +71,7 @@ impl Default for RtspOptions {
             transport: Transport::Tcp,
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(10),
+            batching: Batching::default(),
         }
     }
 }
@@ -91,6 +94,7 @@ pub struct RtspSource {
     pending: VecDeque<SourceEvent>,
     stall_timeout: Duration,
     read_batch: Duration,
+    batching: Batching,
     /// Per selected stream, when its frames arrived (reads are batched; see `arrival`).
     clocks: Vec<ArrivalClock>,
     /// How the selected audio stream's packets become samples.
@@ -220,6 +224,7 @@ impl RtspSource {
                 options.transport,
                 &shown,
                 options.connect_timeout,
+                options.batching.connecting(),
             ),
         )
         .await
@@ -369,6 +374,7 @@ impl RtspSource {
                 Transport::Tcp => READ_BATCH_TCP,
                 Transport::Udp => READ_BATCH_UDP,
             },
+            batching: options.batching.clone(),
             clocks: Vec::new(),
             audio: path,
             link,
@@ -498,7 +504,7 @@ impl Source for RtspSource {
             let item = match self.demuxed.next().now_or_never() {
                 Some(item) => item,
                 None => {
-                    tokio::time::sleep(self.read_batch).await;
+                    tokio::time::sleep(self.batching.read_batch(self.read_batch)).await;
                     tokio::time::timeout(self.stall_timeout, self.demuxed.next())
                         .await
                         .map_err(|_| self.stalled())?
