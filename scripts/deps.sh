@@ -14,7 +14,8 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # The RTSP server the tests run (tests/support/rtsp_server.py): gst-rtsp-server through
 # Debian's python3-gi, with the encoders, parsers and payloaders its mounts use; and Debian's
 # Chromium, which the browser test runs headless.
-for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+# python3-venv: the API fuzzer (schemathesis, from PyPI) gets its own environment below.
+for pkg in python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
   gstreamer1.0-libav gstreamer1.0-tools chromium; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
@@ -34,4 +35,16 @@ browser="$(dirname "$0")/../tests/browser"
 if [ ! -d "$browser/node_modules/playwright-core" ]; then
   echo "installing: npm packages in tests/browser" >&2
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The API conformance fuzzer (tests/schema.rs): schemathesis from PyPI, pinned, in its own
+# environment under target/ so nothing of the system's Python changes.
+venv="$(dirname "$0")/../target/schemathesis"
+req="$(dirname "$0")/../tests/schema/requirements.txt"
+if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
+  echo "installing: schemathesis in target/schemathesis" >&2
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$venv/requirements.txt"
 fi

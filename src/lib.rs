@@ -17,4 +17,5 @@ pub mod ring;
 pub mod segment;
 pub mod segmenter;
 pub mod service;
+pub mod signals;
 pub mod source;

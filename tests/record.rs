@@ -131,3 +131,50 @@ fn the_demo_camera_records_and_ctrl_c_finalizes() {
         clip.span(v)
     );
 }
+
+#[test]
+fn sigterm_and_sighup_finalize_like_ctrl_c() {
+    for signal in ["-TERM", "-HUP"] {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("demo.mp4");
+        let child = Command::new(env!("CARGO_BIN_EXE_preroll"))
+            .args([
+                "record",
+                "demo",
+                "-o",
+                s(&out),
+                "--lookback",
+                "1",
+                "--duration",
+                "60",
+            ])
+            .env("PREROLL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !d.path().join("demo.mp4.partial").exists()
+            && started.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        run(Command::new("kill").args([signal, &child.id().to_string()]));
+        let result = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        assert!(
+            result.status.success(),
+            "{signal}: {:?} {stdout} {}",
+            result.status,
+            String::from_utf8_lossy(&result.stderr)
+        );
+        assert!(
+            stdout.contains("ended early: stopped"),
+            "{signal}: {stdout}"
+        );
+        assert!(!d.path().join("demo.mp4.partial").exists(), "{signal}");
+        assert_decodes_cleanly(&out);
+        check_structure(&out);
+    }
+}

@@ -404,3 +404,40 @@ fn the_partial_file_is_a_valid_mp4_after_every_fragment() {
     }
     rec.finish().unwrap();
 }
+
+#[test]
+fn a_clip_preroll_finished_remuxes_again_and_other_progressive_files_are_refused_plainly() {
+    let d = tmp();
+    let hls = Media::default().hls(&d.path().join("hls"));
+    let (first, _) = remux(d.path(), &[&hls], &[]);
+    assert!(is_progressive(&first), "clips are finished progressive");
+    // A clip preroll wrote: its fragments are hidden, not gone, and remux reads them.
+    let again = d.path().join("again.mp4");
+    preroll_ok(&["remux", s(&first), "-o", s(&again)]);
+    assert_decodes_cleanly(&again);
+    check_structure(&again);
+    assert_same_packets_shifted(&Probe::of(&first), &Probe::of(&again));
+    // Two clips joined: twice the packets.
+    let joined = d.path().join("joined.mp4");
+    preroll_ok(&["remux", s(&first), s(&again), "-o", s(&joined)]);
+    let (one, two) = (Probe::of(&first), Probe::of(&joined));
+    assert_eq!(two.packets_of(0).len(), 2 * one.packets_of(0).len());
+
+    // Any other progressive MP4 (ffmpeg's, moov first or last): said so, nothing written.
+    for (name, flags) in [
+        ("last.mp4", &[][..]),
+        ("faststart.mp4", &["-movflags", "+faststart"]),
+    ] {
+        let input = d.path().join(name);
+        let mut args = vec!["-i", s(&first), "-c", "copy"];
+        args.extend(flags);
+        args.push(s(&input));
+        ffmpeg(&args);
+        let out = d.path().join(format!("from-{name}"));
+        let result = preroll(&["remux", s(&input), "-o", s(&out)]);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{name}: {stderr}");
+        assert!(stderr.contains("is a progressive MP4"), "{name}: {stderr}");
+        assert!(!out.exists() && !d.path().join(format!("from-{name}.partial")).exists());
+    }
+}

@@ -17,7 +17,8 @@ use crate::ring::{Ring, RingLimits};
 use crate::segment::Segment;
 use crate::segmenter::{HygieneOptions, Segmenter, SegmenterOptions};
 use crate::source::{
-    Batching, Hurry, RtspOptions, Source, SourceError, SourceErrorKind, SourceEvent, SourceSpec, TrackParams,
+    Batching, Hurry, RtspOptions, Source, SourceError, SourceErrorKind, SourceEvent, SourceSpec,
+    TrackParams,
 };
 
 pub use backoff::{Backoff, BackoffOptions};
@@ -32,6 +33,9 @@ pub struct CameraOptions {
     pub segmenter: SegmenterOptions,
     pub hygiene: HygieneOptions,
     pub backoff: BackoffOptions,
+    /// End the camera at an error no retry can fix (refused credentials, no video), as for
+    /// a file: for a one-off recording, which should fail at once rather than wait for a fix.
+    pub give_up_when_persistent: bool,
 }
 
 impl CameraOptions {
@@ -44,6 +48,7 @@ impl CameraOptions {
             segmenter: SegmenterOptions::default(),
             hygiene: HygieneOptions::default(),
             backoff: BackoffOptions::default(),
+            give_up_when_persistent: false,
         }
     }
 }
@@ -178,10 +183,12 @@ async fn run(shared: Arc<Shared>, options: CameraOptions) {
         };
         failures += 1;
         let reason = error.to_string();
-        if options.source.is_finite() && error.is_persistent() {
+        if (options.source.is_finite() || options.give_up_when_persistent) && error.is_persistent()
+        {
             // A file played once that can never be read (not a format preroll reads, no
-            // video in it): another attempt fails the same way, so the camera ends here with
-            // the reason, and whoever waits for its media learns at once.
+            // video in it), or a one-off recording from a camera that refuses it: another
+            // attempt fails the same way, so the camera ends here with the reason, and
+            // whoever waits for its media learns at once.
             tracing::warn!(camera = %shared.name, source = %options.source.display(), "{reason}");
             let mut st = lock(&shared.status);
             st.last_error = Some(reason);

@@ -69,6 +69,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     options.rtsp.transport = args.transport;
     options.rtsp.connect_timeout = seconds("connect-timeout", args.connect_timeout)?;
     options.rtsp.stall_timeout = seconds("stall-timeout", args.stall_timeout)?;
+    options.give_up_when_persistent = true;
     // The ring keeps what the lookback needs, plus one GOP of slack.
     options.ring = RingLimits {
         seconds: lookback + Duration::from_secs(4),
@@ -84,10 +85,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     ));
     bar.enable_steady_tick(Duration::from_millis(200));
     let (control_tx, control) = watch::channel(ClipControl::default());
+    // Ctrl-C, SIGTERM and SIGHUP all end the clip where it is, finished.
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            control_tx.send_modify(|c| c.stop = true);
-        }
+        let why = crate::signals::stop_requested().await;
+        tracing::info!("{why}: finishing the clip");
+        control_tx.send_modify(|c| c.stop = true);
     });
     let mut interrupted = control.clone();
     let held = tokio::select! {

@@ -63,7 +63,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
         .map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let every = Duration::from_secs_f64(args.every.max(0.0));
     let mut next_report = started + every;
-    let ctrl_c = tokio::signal::ctrl_c();
+    let ctrl_c = crate::signals::stop_requested();
     tokio::pin!(ctrl_c);
     loop {
         let mut wake = end.unwrap_or(started + Duration::from_secs(86_400 * 365));

@@ -36,6 +36,11 @@ pub struct ApiConfig {
     pub token: String,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this (also to keep an idle
+    /// connection open).
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +157,8 @@ impl Config {
                     .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8780))),
                 token,
                 max_body_bytes: DEFAULT_MAX_BODY,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                header_timeout: DEFAULT_HEADER_TIMEOUT,
             },
             storage: StorageConfig {
                 recordings: PathBuf::from("recordings"),
@@ -173,6 +180,10 @@ impl Config {
 }
 
 const DEFAULT_MAX_BODY: usize = 16 * 1024;
+/// Far above what a household's browsers and automations open, far below a process's
+/// descriptor limit (1024 by default, shared with cameras and clips).
+const DEFAULT_MAX_CONNECTIONS: usize = 256;
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn read_api(
     table: Option<&toml::Table>,
@@ -223,11 +234,19 @@ fn read_api(
     let max_body = f
         .integer("max_body_bytes", 256..=1 << 20)
         .map_or(DEFAULT_MAX_BODY, |v| v as usize);
+    let max_connections = f
+        .integer("max_connections", 1..=65_536)
+        .map_or(DEFAULT_MAX_CONNECTIONS, |v| v as usize);
+    let header_timeout = f
+        .seconds("header_timeout", 0.1..=3600.0)
+        .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs_f64);
     f.finish();
     Some(ApiConfig {
         bind: bind?,
         token: token?,
         max_body_bytes: max_body,
+        max_connections,
+        header_timeout,
     })
 }
 

@@ -1,15 +1,17 @@
 //! The clip's file on disk: reserve the name, write the header region and fragments to
 //! `<path>.partial`, and on finish make it durable and give it its final name atomically.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::mp4::kinds::FREE;
 use crate::mp4::write::free_box;
 use crate::mp4::{FileRange, MediaData};
 
+use super::place::ClipPlace;
 use super::{RecordError, RecoverError};
 
 /// Room kept after the first header for it to grow in place (new sample entries or tracks
@@ -33,6 +35,9 @@ pub fn partial_path(path: &Path) -> PathBuf {
 
 #[derive(Debug)]
 pub struct ClipFile {
+    /// Its directory (every operation on the names goes through it) and final name.
+    place: ClipPlace,
+    partial_name: OsString,
     path: PathBuf,
     partial: PathBuf,
     file: File,
@@ -48,26 +53,19 @@ pub struct ClipFile {
 }
 
 impl ClipFile {
-    /// Reserves `path`: creates its parent directories and `<path>.partial` exclusively, and
-    /// holds an exclusive `flock` on it for the file's life, so `recover` never salvages a
-    /// clip that is still being written (the lock dies with the process).
-    /// Fails if `path` exists or another recording holds the `.partial`.
-    pub fn create(path: &Path) -> Result<ClipFile, RecordError> {
-        let partial = partial_path(path);
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|source| RecordError::Io {
-                op: "creating directory",
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
-        if fs::symlink_metadata(path).is_ok() {
-            return Err(RecordError::Exists {
-                path: path.to_owned(),
-            });
+    /// Reserves the clip's place: creates `<name>.partial` exclusively in its directory,
+    /// and holds an exclusive `flock` on it for the file's life, so `recover` never salvages
+    /// a clip that is still being written (the lock dies with the process).
+    /// Fails if the name exists or another recording holds the `.partial`.
+    pub fn create(place: ClipPlace) -> Result<ClipFile, RecordError> {
+        let path = place.path();
+        let partial = partial_path(&path);
+        let partial_name = place.name_with(PARTIAL_SUFFIX);
+        if place.dir.has(&place.name) {
+            return Err(RecordError::Exists { path });
         }
         let in_progress = || RecordError::InProgress {
-            path: path.to_owned(),
+            path: path.clone(),
             partial: partial.clone(),
         };
         // Creating the file and locking it are two steps: in between, `recover` may take the
@@ -75,22 +73,17 @@ impl ClipFile {
         // the name, and we start again.
         let mut attempts = 0;
         let file = loop {
-            let file = OpenOptions::new()
-                .write(true)
-                .read(true)
-                .create_new(true)
-                .open(&partial)
-                .map_err(|source| {
-                    if source.kind() == io::ErrorKind::AlreadyExists {
-                        in_progress()
-                    } else {
-                        RecordError::Io {
-                            op: "creating",
-                            path: partial.clone(),
-                            source,
-                        }
+            let file = place.dir.create_new(&partial_name).map_err(|source| {
+                if source.kind() == io::ErrorKind::AlreadyExists {
+                    in_progress()
+                } else {
+                    RecordError::Io {
+                        op: "creating",
+                        path: partial.clone(),
+                        source,
                     }
-                })?;
+                }
+            })?;
             // Blocking: nobody but a `recover` looking at this brand-new file can hold it.
             match lock(&file, true) {
                 Ok(_) => {}
@@ -100,7 +93,7 @@ impl ClipFile {
                     "cannot lock the clip file ({e}); recovery cannot tell it is in use"
                 ),
             }
-            if is_same_file(&file, &partial) {
+            if place.dir.names(&partial_name, &file) {
                 break file;
             }
             attempts += 1;
@@ -109,7 +102,9 @@ impl ClipFile {
             }
         };
         Ok(ClipFile {
-            path: path.to_owned(),
+            place,
+            partial_name,
+            path,
             partial,
             file,
             len: 0,
@@ -120,66 +115,50 @@ impl ClipFile {
         })
     }
 
-    /// Opens an existing `<path>.partial` to salvage it, taking its lock without waiting.
-    /// Writable unless `read_only` (for a dry run). The file is never removed on drop.
+    /// Opens the existing `.partial` of the clip at `place` to salvage it, taking its lock
+    /// without waiting. Writable unless `read_only` (for a dry run). The file is never
+    /// removed on drop.
     pub(crate) fn open_partial(
-        partial: &Path,
-        path: &Path,
+        place: ClipPlace,
         read_only: bool,
     ) -> Result<ClipFile, RecoverError> {
+        let path = place.path();
+        let partial = partial_path(&path);
+        let partial_name = place.name_with(PARTIAL_SUFFIX);
         let io_err = |op, source| RecoverError::Io {
             op,
-            path: partial.to_owned(),
+            path: partial.clone(),
             source,
         };
-        let not_found = |e: io::Error| {
-            if e.kind() == io::ErrorKind::NotFound {
-                RecoverError::Gone {
-                    partial: partial.to_owned(),
-                }
-            } else {
-                io_err("opening", e)
-            }
-        };
         // Only regular files: a symlink is not followed, a FIFO is not opened (it would block).
-        if !fs::symlink_metadata(partial).map_err(not_found)?.is_file() {
-            return Err(RecoverError::NotAFile {
-                partial: partial.to_owned(),
-            });
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(partial)
-            .map_err(not_found)?;
-        if !file
-            .metadata()
-            .map_err(|e| io_err("reading metadata of", e))?
-            .is_file()
-        {
-            return Err(RecoverError::NotAFile {
-                partial: partial.to_owned(),
-            });
-        }
+        let file = place
+            .dir
+            .open_file(&partial_name, !read_only)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => RecoverError::Gone {
+                    partial: partial.clone(),
+                },
+                io::ErrorKind::InvalidInput => RecoverError::NotAFile {
+                    partial: partial.clone(),
+                },
+                _ => io_err("opening", e),
+            })?;
         if !lock(&file, false).map_err(|e| io_err("locking", e))? {
-            return Err(RecoverError::Locked {
-                partial: partial.to_owned(),
-            });
+            return Err(RecoverError::Locked { partial });
         }
         // It may have been finished (renamed) or removed between opening and locking.
-        if !is_same_file(&file, partial) {
-            return Err(RecoverError::Gone {
-                partial: partial.to_owned(),
-            });
+        if !place.dir.names(&partial_name, &file) {
+            return Err(RecoverError::Gone { partial });
         }
         let len = file
             .metadata()
             .map_err(|e| io_err("reading metadata of", e))?
             .len();
         Ok(ClipFile {
-            path: path.to_owned(),
-            partial: partial.to_owned(),
+            place,
+            partial_name,
+            path,
+            partial,
             file,
             len,
             header_region: 0,
@@ -187,6 +166,11 @@ impl ClipFile {
             keep_on_drop: true,
             finished: false,
         })
+    }
+
+    /// Whether something already has the clip's final name.
+    pub(crate) fn final_name_taken(&self) -> bool {
+        self.place.dir.has(&self.place.name)
     }
 
     /// The open file, for reading what an interrupted recording left.
@@ -211,9 +195,15 @@ impl ClipFile {
 
     /// Removes the `.partial` (still holding its lock) and syncs its directory.
     pub(crate) fn remove(mut self) -> Result<(), RecordError> {
-        fs::remove_file(&self.partial).map_err(|e| self.io("removing", e))?;
+        self.place
+            .dir
+            .remove(&self.partial_name)
+            .map_err(|e| self.io("removing", e))?;
         self.finished = true;
-        sync_parent(&self.partial).map_err(|e| self.io("syncing directory of", e))
+        self.place
+            .dir
+            .sync()
+            .map_err(|e| self.io("syncing directory of", e))
     }
 
     pub fn path(&self) -> &Path {
@@ -421,7 +411,11 @@ impl ClipFile {
         let syncing = std::time::Instant::now();
         self.file.sync_all().map_err(|e| self.io("syncing", e))?;
         let sync_time = syncing.elapsed();
-        rename_no_replace(&self.partial, &self.path).map_err(|source| {
+        let renamed = self
+            .place
+            .dir
+            .rename_no_replace(&self.partial_name, &self.place.name);
+        renamed.map_err(|source| {
             if source.kind() == io::ErrorKind::AlreadyExists {
                 RecordError::Exists {
                     path: self.path.clone(),
@@ -435,7 +429,7 @@ impl ClipFile {
             }
         })?;
         self.finished = true;
-        sync_parent(&self.path).map_err(|source| RecordError::Io {
+        self.place.dir.sync().map_err(|source| RecordError::Io {
             op: "syncing directory of",
             path: self.path.clone(),
             source,
@@ -453,7 +447,7 @@ impl ClipFile {
 impl Drop for ClipFile {
     fn drop(&mut self) {
         if !self.finished && !self.keep_on_drop {
-            let _ = fs::remove_file(&self.partial);
+            let _ = self.place.dir.remove(&self.partial_name);
         }
     }
 }
@@ -516,40 +510,4 @@ fn lock(file: &File, wait: bool) -> io::Result<bool> {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Whether `path` still names the open `file` (same device and inode).
-fn is_same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Renames `from` to `to`, failing with `AlreadyExists` rather than replacing `to`.
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    match rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        from,
-        rustix::fs::CWD,
-        to,
-        rustix::fs::RenameFlags::NOREPLACE,
-    ) {
-        Ok(()) => Ok(()),
-        // Filesystems without RENAME_NOREPLACE: a hard link fails on an existing target too.
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-            fs::hard_link(from, to)?;
-            fs::remove_file(from)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
 }

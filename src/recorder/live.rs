@@ -342,6 +342,14 @@ fn down_reason(camera: &str, status: &crate::camera::CameraStatus, asked: Durati
         .last_error
         .as_deref()
         .unwrap_or("it has not connected yet");
+    if status.frames > 0 {
+        // It was streaming, then stalled or dropped, and is not back.
+        return format!(
+            "camera {camera} stopped streaming and was not back by the end of the requested \
+             {:.1} s: {why}",
+            asked.as_secs_f64()
+        );
+    }
     format!(
         "camera {camera} was not connected within the requested {:.1} s: {why}",
         asked.as_secs_f64()

@@ -5,6 +5,7 @@ mod error;
 pub mod file;
 mod finishing;
 pub mod live;
+pub mod place;
 mod presentation;
 mod recording;
 pub mod recover;
@@ -14,7 +15,10 @@ mod tracks;
 
 pub use error::{RecordError, RecoverError};
 pub use file::{PARTIAL_SUFFIX, partial_path};
+pub use place::{ClipPlace, Dir};
 pub use recording::{ClipOptions, ClipSummary, Recording, SegmentOutcome};
-pub use recover::{Plan, Recovered, find_partials, inspect, recover};
+pub use recover::{
+    Plan, Recovered, find_partials, find_partials_beneath, inspect, recover, recover_at,
+};
 pub use salvage::Kept;
 pub use timeline::Discontinuity;

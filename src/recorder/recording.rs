@@ -15,6 +15,7 @@ use crate::mp4::{Fragment, InitSegment, MediaData, Mp4Error, Orientation, Sample
 use crate::segment::Segment;
 
 use super::file::ClipFile;
+use super::place::ClipPlace;
 use super::presentation::{Anchor, Exactness, Presentation};
 use super::recover::{Scan, ScannedFragment, ScannedHeader};
 use super::timeline::{Discontinuity, Placed, Timeline, rescale};
@@ -107,9 +108,22 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Reserves `path` (see [`ClipFile::create`]) and prepares an empty recording.
+    /// Reserves `path` as given (see [`ClipFile::create`]) and prepares an empty recording.
+    /// Its directory is created if missing.
     pub fn create(path: impl AsRef<Path>, options: ClipOptions) -> Result<Recording, RecordError> {
-        let file = ClipFile::create(path.as_ref())?;
+        let path = path.as_ref();
+        let place = ClipPlace::at(path).map_err(|source| RecordError::Io {
+            op: "opening the directory of",
+            path: path.to_owned(),
+            source,
+        })?;
+        Recording::create_at(place, options)
+    }
+
+    /// Reserves the clip's `place` (see [`ClipFile::create`]) and prepares an empty
+    /// recording.
+    pub fn create_at(place: ClipPlace, options: ClipOptions) -> Result<Recording, RecordError> {
+        let file = ClipFile::create(place)?;
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

@@ -16,7 +16,7 @@
 //! recovery takes the same lock without waiting and passes over a file it cannot lock. The
 //! lock dies with the process, so after a `kill -9` the file can be recovered at once.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -32,6 +32,7 @@ use crate::mp4::{BoxHeader, BoxRef, Boxes, FourCc, InitSegment, Mp4Error, TrackF
 
 use super::file::{ClipFile, PARTIAL_SUFFIX};
 use super::finishing::{self, Finishing};
+use super::place::{ClipPlace, Dir};
 use super::{ClipSummary, Recording, RecoverError};
 
 /// The largest header (`ftyp` + `moov`) or `moof` read into memory. A clip's are a few KiB;
@@ -82,7 +83,14 @@ pub struct Plan {
 ///   header preroll did not write, or a header that does not describe the fragments: the
 ///   file is left untouched and the error says why.
 pub fn recover(partial: &Path) -> Result<Recovered, RecoverError> {
-    let (mut file, layout) = open_and_scan(partial, false)?;
+    recover_at(place_of(partial)?)
+}
+
+/// [`recover`] for the clip at `place` (its `.partial` beside it), as the service does for
+/// what [`find_partials_beneath`] found: nothing is reached through a path again.
+pub fn recover_at(place: ClipPlace) -> Result<Recovered, RecoverError> {
+    let partial = &super::file::partial_path(&place.path());
+    let (mut file, layout) = open_and_scan(place, false)?;
     let scan = match layout {
         Layout::Fragmented(scan) => scan,
         Layout::Finishing(f) => {
@@ -142,7 +150,7 @@ pub fn recover(partial: &Path) -> Result<Recovered, RecoverError> {
 /// the same errors ([`RecoverError::Empty`] with `removed: false` for a file it would
 /// remove). It takes the lock for a moment, read-only, to see whether a recorder holds it.
 pub fn inspect(partial: &Path) -> Result<Plan, RecoverError> {
-    let (file, layout) = open_and_scan(partial, true)?;
+    let (file, layout) = open_and_scan(place_of(partial)?, true)?;
     let scan = match layout {
         Layout::Fragmented(scan) => scan,
         Layout::Finishing(f) => {
@@ -180,25 +188,61 @@ pub fn inspect(partial: &Path) -> Result<Plan, RecoverError> {
 /// Every `*.partial` regular file under `dir`, recursively, without following symlinks,
 /// sorted.
 pub fn find_partials(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let with_path =
-        |e: io::Error, p: &Path| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+    let places = find_partials_beneath(&Dir::root(dir)?)?;
+    Ok(places
+        .iter()
+        .map(|p| super::file::partial_path(&p.path()))
+        .collect())
+}
+
+/// The clips under `root` that have a `*.partial` regular file, recursively, each reached
+/// through directory handles opened without following a symlink (see `place`), sorted by
+/// path.
+pub fn find_partials_beneath(root: &Dir) -> io::Result<Vec<ClipPlace>> {
     let mut out = Vec::new();
-    let mut dirs = vec![dir.to_owned()];
+    let mut dirs = vec![root.clone()];
     while let Some(d) = dirs.pop() {
-        for entry in fs::read_dir(&d).map_err(|e| with_path(e, &d))? {
-            let entry = entry.map_err(|e| with_path(e, &d))?;
-            let path = entry.path();
-            // The entry's own type: a symlink is neither a directory nor a file here.
-            let kind = entry.file_type().map_err(|e| with_path(e, &path))?;
-            if kind.is_dir() {
-                dirs.push(path);
-            } else if kind.is_file() && final_name(&path).is_some() {
-                out.push(path);
+        for (name, is_dir, is_file) in d.entries()? {
+            if is_dir {
+                // A directory replaced by a symlink since it was listed is refused here.
+                match d.descend(Path::new(&name), false) {
+                    Ok(sub) => dirs.push(sub),
+                    Err(e) => tracing::debug!("{e}"),
+                }
+            } else if is_file && let Some(stem) = final_stem(&name) {
+                out.push(ClipPlace {
+                    dir: d.clone(),
+                    name: stem,
+                });
             }
         }
     }
-    out.sort();
+    out.sort_by_key(|p| p.path());
     Ok(out)
+}
+
+/// `a.mp4` for `a.mp4.partial`; `None` when the name is not a partial clip's.
+fn final_stem(name: &std::ffi::OsStr) -> Option<std::ffi::OsString> {
+    let stem = name.as_bytes().strip_suffix(PARTIAL_SUFFIX.as_bytes())?;
+    (!stem.is_empty()).then(|| std::ffi::OsStr::from_bytes(stem).to_owned())
+}
+
+/// The clip a `.partial` path belongs to, its directory opened.
+fn place_of(partial: &Path) -> Result<ClipPlace, RecoverError> {
+    let path = final_name(partial).ok_or_else(|| RecoverError::NotPartial {
+        path: partial.to_owned(),
+    })?;
+    let place = ClipPlace::existing(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => RecoverError::Gone {
+            partial: partial.to_owned(),
+        },
+        _ => RecoverError::Io {
+            op: "opening the directory of",
+            path: partial.to_owned(),
+            source: e,
+        },
+    })?;
+    Ok(place)
 }
 
 /// `<path>` for `<path>.partial`; `None` when the name is not a partial clip's.
@@ -220,15 +264,13 @@ enum Layout {
 }
 
 /// Opens and locks the partial, refuses when the final name is taken, and reads its layout.
-fn open_and_scan(partial: &Path, read_only: bool) -> Result<(ClipFile, Layout), RecoverError> {
-    let path = final_name(partial).ok_or_else(|| RecoverError::NotPartial {
-        path: partial.to_owned(),
-    })?;
-    let file = ClipFile::open_partial(partial, &path, read_only)?;
-    if fs::symlink_metadata(&path).is_ok() {
+fn open_and_scan(place: ClipPlace, read_only: bool) -> Result<(ClipFile, Layout), RecoverError> {
+    let file = ClipFile::open_partial(place, read_only)?;
+    let partial = &file.partial_path().to_owned();
+    if file.final_name_taken() {
         return Err(RecoverError::FinalExists {
-            partial: partial.to_owned(),
-            path,
+            partial: partial.clone(),
+            path: file.path().to_owned(),
         });
     }
     let io_err = |e| RecoverError::Io {
@@ -728,6 +770,7 @@ fn creation_time(raw: &[u8]) -> Result<u64, Mp4Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn final_names() {

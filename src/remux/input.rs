@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::mp4::fragment::parse_moof;
-use crate::mp4::kinds::{FTYP, MDAT, MOOF, MOOV};
-use crate::mp4::{BoxHeader, BoxRef, FileRange, Fragment, InitSegment, MediaData};
+use crate::mp4::kinds::{FREE, FTYP, MDAT, MFHD, MOOF, MOOV, MVEX, MVHD};
+use crate::mp4::{BoxHeader, BoxRef, FileRange, FourCc, Fragment, InitSegment, MediaData};
 
 use super::playlist::{self, Resource};
 
@@ -241,6 +241,9 @@ pub struct BoxFile {
     file: Arc<File>,
     pos: u64,
     end: u64,
+    /// A clip preroll finished in place: its fragmented header and `moof`s are hidden as
+    /// `free` boxes (see `mp4::hidden`), and read as what they were.
+    hidden: bool,
 }
 
 impl BoxFile {
@@ -259,6 +262,7 @@ impl BoxFile {
             file: Arc::new(file),
             pos: r.offset,
             end,
+            hidden: false,
         })
     }
 
@@ -299,6 +303,44 @@ impl BoxFile {
         Ok(Some((header, size)))
     }
 
+    /// The kind of the first box inside `header`'s box, when it is not empty.
+    fn first_child(&self, header: &BoxHeader, size: u64) -> Result<Option<[u8; 4]>, InputError> {
+        let at = header.offset + u64::from(header.header_len);
+        if size < u64::from(header.header_len) + 8 {
+            return Ok(None);
+        }
+        let mut kind = [0u8; 4];
+        self.file
+            .read_exact_at(&mut kind, at + 4)
+            .map_err(|e| self.err(format!("reading at byte {}: {e}", at + 4)))?;
+        Ok(Some(kind))
+    }
+
+    /// Whether `header` is a `free` box hiding a box whose first child is `child`.
+    fn hides(&self, header: &BoxHeader, size: u64, child: FourCc) -> Result<bool, InputError> {
+        Ok(header.kind == FREE && self.first_child(header, size)? == Some(child.0))
+    }
+
+    /// Whether a `moov` announces fragments (has an `mvex`). One too large to read is a
+    /// progressive file's: a fragmented file's moov is kilobytes.
+    fn fragmented(&self, header: &BoxHeader, size: u64) -> Result<bool, InputError> {
+        if size > MAX_HEADER_BOX {
+            return Ok(false);
+        }
+        let raw = self.read_box(header, size)?;
+        let moov = BoxRef {
+            kind: MOOV,
+            offset: header.offset,
+            header_len: header.header_len,
+            body: raw
+                .get(usize::from(header.header_len)..)
+                .unwrap_or_default(),
+        };
+        moov.find(MVEX)
+            .map(|b| b.is_some())
+            .map_err(|e| self.err(e.to_string()))
+    }
+
     /// Reads a whole box into memory (bounded by [`MAX_HEADER_BOX`]).
     fn read_box(&self, header: &BoxHeader, size: u64) -> Result<Bytes, InputError> {
         if size > MAX_HEADER_BOX {
@@ -319,6 +361,38 @@ impl BoxFile {
         Ok(Bytes::from(buf))
     }
 
+    /// [`read_init`](Self::read_init) for a fragmented input: a progressive MP4 (one
+    /// `moov` listing every sample; not one preroll finished, whose fragments are hidden)
+    /// is refused, saying so.
+    pub fn read_fragmented_init(&mut self) -> Result<InitSegment, InputError> {
+        let start = self.pos;
+        let init = self.read_init()?;
+        if self.hidden {
+            return Ok(init);
+        }
+        let mut probe = BoxFile {
+            path: self.path.clone(),
+            file: self.file.clone(),
+            pos: start,
+            end: self.end,
+            hidden: false,
+        };
+        while let Some((h, size)) = probe.next_header()? {
+            if h.kind == MOOV {
+                if !probe.fragmented(&h, size)? {
+                    return Err(self.err(
+                        "is a progressive MP4 (its samples are listed in one moov, not in \
+                         fragments): remux joins fragmented MP4 (HLS fMP4 directories and \
+                         playlists, fragmented files) and clips preroll wrote",
+                    ));
+                }
+                break;
+            }
+            probe.pos = h.offset + size;
+        }
+        Ok(init)
+    }
+
     /// Reads the init segment (everything up to and including `moov`) and leaves the
     /// position after it.
     pub fn read_init(&mut self) -> Result<InitSegment, InputError> {
@@ -327,6 +401,19 @@ impl BoxFile {
         while let Some((h, size)) = self.next_header()? {
             if h.kind == MOOF {
                 break;
+            }
+            if !mdat_before_moov && size <= MAX_HEADER_BOX && self.hides(&h, size, MVHD)? {
+                // A finished preroll clip: its fragmented header, hidden. Read as a moov,
+                // it describes the fragments that follow (also hidden).
+                let raw =
+                    self.read_box(&BoxHeader { offset: start, ..h }, h.offset + size - start)?;
+                let mut raw = raw.to_vec();
+                let at = (h.offset - start) as usize + 4;
+                raw[at..at + 4].copy_from_slice(&MOOV.0);
+                self.pos = h.offset + size;
+                self.hidden = true;
+                return InitSegment::parse(Bytes::from(raw), start)
+                    .map_err(|e| self.err(e.to_string()));
             }
             if h.kind == MOOV {
                 // Usually ftyp and moov are adjacent and small: read them together. A
@@ -353,11 +440,18 @@ impl BoxFile {
         Err(self.err("no moov box: not an MP4 init segment"))
     }
 
-    /// Skips an init if the range starts with one (a whole fragmented file).
+    /// Skips an init if the range starts with one (a whole fragmented file, or a clip
+    /// preroll finished with its header hidden).
     pub fn skip_init(&mut self) -> Result<(), InputError> {
         let start = self.pos;
         while let Some((h, size)) = self.next_header()? {
             if h.kind == MOOF {
+                self.pos = h.offset;
+                return Ok(());
+            }
+            if self.hides(&h, size, MVHD)? {
+                self.hidden = true;
+            } else if self.hidden && self.hides(&h, size, MFHD)? {
                 self.pos = h.offset;
                 return Ok(());
             }
@@ -373,7 +467,7 @@ impl BoxFile {
         let mut moof: Option<(BoxHeader, Bytes)> = None;
         while let Some((h, size)) = self.next_header()? {
             self.pos = h.offset + size;
-            if h.kind == MOOF {
+            if h.kind == MOOF || (self.hidden && self.hides(&h, size, MFHD)?) {
                 if moof.is_some() {
                     return Err(self.err(format!(
                         "moof at byte {} follows a moof with no mdat",
@@ -405,6 +499,9 @@ impl BoxFile {
                         len: payload_len,
                     }),
                 }));
+            } else if h.kind == MOOV && self.hidden {
+                // The index finishing added: it lists the same samples as the fragments.
+                continue;
             } else if h.kind == MOOV {
                 return Err(self.err(format!(
                     "a second moov at byte {} among the fragments",

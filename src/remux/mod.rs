@@ -64,7 +64,7 @@ pub fn remux(
             if part.new_stream {
                 stream_id += 1;
             }
-            let init = match BoxFile::open(&part.init).and_then(|mut f| f.read_init()) {
+            let init = match BoxFile::open(&part.init).and_then(|mut f| f.read_fragmented_init()) {
                 Ok(i) => Arc::new(i),
                 Err(e) => {
                     tracing::warn!("skipping {} segment(s): {e}", part.media.len());

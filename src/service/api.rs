@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq;
 
-use super::clips::{ClipView, NotRecording};
+use super::clips::{ClipView, ExtendRefused, MAX_CLIP_SECONDS, NotRecording};
 use super::history::HistoryError;
 use super::observe::{camera_view, metrics_page};
 use super::{ClipOrder, ClipRefused, PathRefused, Service};
@@ -26,7 +26,7 @@ use super::{ClipOrder, ClipRefused, PathRefused, Service};
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// Longest clip (and extension) one request may ask for.
-const MAX_SECONDS: f64 = 86_400.0;
+const MAX_SECONDS: f64 = MAX_CLIP_SECONDS;
 const DEFAULT_DURATION: f64 = 30.0;
 const DEFAULT_LOOKBACK: f64 = 5.0;
 
@@ -50,6 +50,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(service.config.api.max_body_bytes))
+        .layer(middleware::map_response(json_errors))
         .with_state(service)
 }
 
@@ -65,6 +66,36 @@ impl IntoResponse for ApiError {
 
 fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
     ApiError(status, message.into())
+}
+
+/// Errors made outside our handlers (a body over the limit, a wrong method, a malformed
+/// path) come as plain text; every error this API answers is `{"error": ...}`.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Our own framework's messages are short; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let json = error(status, message).into_response();
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, json_body)
 }
 
 impl From<ClipRefused> for ApiError {
@@ -131,11 +162,20 @@ fn seconds(name: &str, v: f64, allow_zero: bool) -> Result<Duration, ApiError> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// A field that may be left out, but not sent as `null` (the OpenAPI document gives each a
+/// type without null).
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClipBody {
+    #[serde(default, deserialize_with = "not_null")]
     filename: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     duration: Option<f64>,
+    #[serde(default, deserialize_with = "not_null")]
     lookback: Option<f64>,
 }
 
@@ -220,9 +260,17 @@ async fn extend_clip(
     let clip = find(&service, &id)?;
     let b: ExtendBody = body(&bytes)?;
     let more = seconds("seconds", b.seconds, false)?;
-    clip.extend(more)
-        .map(axum::Json)
-        .map_err(|e| not_recording(&id, e))
+    clip.extend(more).map(axum::Json).map_err(|e| match e {
+        ExtendRefused::NotRecording(e) => not_recording(&id, e),
+        ExtendRefused::TooLong { total } => error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "extending clip {id} by {} s would make it record {total} s after its \
+                 trigger; the limit is {MAX_CLIP_SECONDS} s",
+                b.seconds
+            ),
+        ),
+    })
 }
 
 async fn clip_file(
@@ -241,27 +289,35 @@ async fn clip_file(
             ),
         ));
     }
-    let served = tower_http::services::ServeFile::new(&view.path)
-        .try_call(request)
+    let file = {
+        let (dirs, path) = (service.dirs.clone(), view.path.clone());
+        tokio::task::spawn_blocking(move || dirs.open_clip(&path))
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    let file = file.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => error(
+            StatusCode::GONE,
+            format!("the file of clip {id} is no longer there"),
+        ),
+        // A symlink (or something other than a file) now stands at its name.
+        std::io::ErrorKind::InvalidInput => error(
+            StatusCode::GONE,
+            format!("the file of clip {id} was replaced ({e}); it is not served"),
+        ),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("opening {}: {e}", view.path.display()),
+        ),
+    })?;
+    super::download::serve_file(file, request.method(), request.headers())
         .await
         .map_err(|e| {
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("reading {}: {e}", view.path.display()),
             )
-        })?;
-    let mut response = served.map(Body::new);
-    if response.status() == StatusCode::NOT_FOUND {
-        return Err(error(
-            StatusCode::GONE,
-            format!("the file of clip {id} is no longer there"),
-        ));
-    }
-    // Whatever its name, a clip is an MP4.
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    Ok(response)
+        })
 }
 
 async fn list_cameras(

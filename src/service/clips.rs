@@ -98,6 +98,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotRecording(pub ClipState);
 
+/// The most a clip records after its trigger, extensions included (24 h): past that, a
+/// recording is continuous recording's job, not a clip's.
+pub const MAX_CLIP_SECONDS: f64 = 86_400.0;
+
+/// Why an extend was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExtendRefused {
+    NotRecording(NotRecording),
+    /// The clip would record more than [`MAX_CLIP_SECONDS`] after its trigger.
+    TooLong {
+        total: f64,
+    },
+}
+
 impl Clip {
     /// A final clip read back from the history.
     fn from_history(view: ClipView) -> Arc<Clip> {
@@ -127,16 +141,20 @@ impl Clip {
         }
     }
 
-    /// Records `seconds` more than asked so far.
-    pub fn extend(&self, seconds: Duration) -> Result<ClipView, NotRecording> {
+    /// Records `seconds` more than asked so far, up to [`MAX_CLIP_SECONDS`] after the trigger.
+    pub fn extend(&self, seconds: Duration) -> Result<ClipView, ExtendRefused> {
         let ClipEntry { view, control } = &mut *lock(&self.0);
         match control {
             Some(c) if view.state == ClipState::Recording && !c.borrow().stop => {
+                let total = view.requested_duration + seconds.as_secs_f64();
+                if total > MAX_CLIP_SECONDS {
+                    return Err(ExtendRefused::TooLong { total });
+                }
                 c.send_modify(|c| c.extended += seconds);
-                view.requested_duration += seconds.as_secs_f64();
+                view.requested_duration = total;
                 Ok(view.clone())
             }
-            _ => Err(NotRecording(view.state)),
+            _ => Err(ExtendRefused::NotRecording(NotRecording(view.state))),
         }
     }
 
@@ -413,8 +431,21 @@ mod tests {
         // Once stopped it takes no extension.
         assert_eq!(
             clip.extend(Duration::from_secs(1)).map(|_| ()),
-            Err(NotRecording(ClipState::Recording))
+            Err(ExtendRefused::NotRecording(NotRecording(
+                ClipState::Recording
+            )))
         );
+        // Nor past the cap, counting what was asked so far.
+        let (long, _control) = clips.add(new_clip(1));
+        let asked = long.view().requested_duration;
+        let over = Duration::from_secs_f64(MAX_CLIP_SECONDS - asked + 1.0);
+        assert_eq!(
+            long.extend(over).map(|_| ()),
+            Err(ExtendRefused::TooLong {
+                total: MAX_CLIP_SECONDS + 1.0
+            })
+        );
+        assert!(long.extend(over - Duration::from_secs(1)).is_ok());
 
         clip.finished(&Err(failed()));
         assert_eq!(clip.state(), ClipState::Failed);

@@ -3,13 +3,14 @@
 
 mod api;
 mod clips;
+mod download;
 mod history;
+mod http;
 mod metrics;
 mod observe;
 mod paths;
 mod time;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -156,17 +157,30 @@ impl Service {
             orientation: entry.config.orientation,
         };
         let recording = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || Recording::create(path, options))
-                .await
-                .map_err(|e| ClipRefused::Storage(e.to_string()))?
+            let (path, dirs) = (path.clone(), self.dirs.clone());
+            tokio::task::spawn_blocking(move || {
+                // Directories are made and the file created through handles that follow no
+                // symlink: a link planted after the check above is refused, not followed.
+                let place = dirs.clip_place(&path).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::InvalidInput {
+                        ClipRefused::Path(PathRefused::Forbidden {
+                            name: path.display().to_string(),
+                            rule: paths::RULE_SYMLINK,
+                        })
+                    } else {
+                        ClipRefused::Storage(format!("{}: {e}", path.display()))
+                    }
+                })?;
+                Recording::create_at(place, options).map_err(|e| match e {
+                    RecordError::Exists { .. } | RecordError::InProgress { .. } => {
+                        ClipRefused::Conflict(e.to_string())
+                    }
+                    other => ClipRefused::Storage(other.to_string()),
+                })
+            })
+            .await
+            .map_err(|e| ClipRefused::Storage(e.to_string()))??
         };
-        let recording = recording.map_err(|e| match e {
-            RecordError::Exists { .. } | RecordError::InProgress { .. } => {
-                ClipRefused::Conflict(e.to_string())
-            }
-            other => ClipRefused::Storage(other.to_string()),
-        })?;
         let (clip, control) = self.clips.add(clips::NewClip {
             camera: Some(camera_name.to_owned()),
             path,
@@ -256,7 +270,7 @@ fn default_filename(camera: &str, at: SystemTime) -> String {
     format!("{camera}/{camera}-{}-{n}.mp4", time::compact(at))
 }
 
-/// Runs the service until SIGINT or SIGTERM: salvages interrupted clips, starts the
+/// Runs the service until SIGINT, SIGTERM or SIGHUP: salvages interrupted clips, starts the
 /// cameras, serves the API; on the signal stops taking requests, finalizes every clip in
 /// progress, and returns.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -279,7 +293,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let on_signal = {
         let service = service.clone();
         async move {
-            let why = shutdown_signal().await;
+            let why = crate::signals::stop_requested().await;
             tracing::info!("{why}: finishing the clips in progress, then exiting");
             service.shutting_down.store(true, Ordering::SeqCst);
             for clip in service.clips.in_memory() {
@@ -287,10 +301,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     };
-    axum::serve(listener, api::router(service.clone()))
-        .with_graceful_shutdown(on_signal)
-        .await
-        .map_err(|e| anyhow::anyhow!("serving the API: {e}"))?;
+    let limits = http::HttpLimits {
+        max_connections: service.config.api.max_connections,
+        header_timeout: service.config.api.header_timeout,
+    };
+    http::serve(listener, api::router(service.clone()), limits, on_signal).await;
     releasing.abort();
     if service.shut_down(Duration::from_secs(120)).await {
         tracing::info!("every clip finalized; bye");
@@ -302,39 +317,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM ({e}); only SIGINT stops the service");
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-    }
-}
-
 impl Service {
     /// Salvages every `.partial` under the allowed directories (left by a crash or a kill),
     /// logging each and listing it among the clips.
     pub async fn recover_interrupted(&self) {
-        let dirs: Vec<PathBuf> = self.dirs.all().map(ToOwned::to_owned).collect();
+        let roots = self.dirs.handles().to_vec();
         let found = tokio::task::spawn_blocking(move || {
             let mut results = Vec::new();
-            for dir in dirs {
-                match crate::recorder::find_partials(&dir) {
-                    Ok(partials) => {
-                        for p in partials {
-                            let r = crate::recorder::recover(&p);
-                            results.push((p, r));
+            for root in roots {
+                match crate::recorder::find_partials_beneath(&root) {
+                    Ok(places) => {
+                        for place in places {
+                            let partial = crate::recorder::partial_path(&place.path());
+                            results.push((partial, crate::recorder::recover_at(place)));
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(dir = %dir.display(), "looking for interrupted clips: {e}")
+                        tracing::warn!(dir = %root.path().display(), "looking for interrupted clips: {e}")
                     }
                 }
             }

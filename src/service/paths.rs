@@ -1,17 +1,23 @@
 //! Where an API client may put a clip: under the recordings directory or another allowed
 //! directory, and nowhere a `..` or a symlink would lead instead.
 
+use std::fs::File;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use crate::recorder::{ClipPlace, Dir};
+
 /// The allowed directories, resolved once at start (symlinks in their own paths are the
-/// administrator's choice and are followed).
+/// administrator's choice and are followed), and held open: every clip file below them is
+/// reached through these handles without following a symlink (see `recorder::place`).
 #[derive(Debug, Clone)]
 pub struct AllowedDirs {
     /// Canonical recordings directory: relative filenames go here.
     pub recordings: PathBuf,
     /// Canonical extra directories (absolute filenames may point into them).
     pub others: Vec<PathBuf>,
+    /// The recordings directory, then the others, open.
+    handles: Vec<Dir>,
 }
 
 /// Why a requested filename was refused.
@@ -33,6 +39,11 @@ pub const RULE_SYMLINK: &str =
 pub const RULE_OWN_FILES: &str =
     "the .preroll directory in the recordings directory holds the service's own files";
 
+/// The longest name of one file or directory (Linux's NAME_MAX on every common file system).
+pub const NAME_MAX: usize = 255;
+/// The longest path the kernel takes (PATH_MAX less its terminating NUL).
+pub const PATH_MAX: usize = 4095;
+
 impl AllowedDirs {
     /// Creates the recordings directory if needed and resolves every directory.
     pub fn resolve(recordings: &Path, others: &[PathBuf]) -> io::Result<AllowedDirs> {
@@ -50,10 +61,56 @@ impl AllowedDirs {
                 io::Error::new(e.kind(), format!("storage directory {}: {e}", p.display()))
             })
         };
+        let recordings = canon(recordings)?;
+        let others: Vec<PathBuf> = others.iter().map(|p| canon(p)).collect::<io::Result<_>>()?;
+        let handles = std::iter::once(&recordings)
+            .chain(&others)
+            .map(|p| {
+                Dir::root(p).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("opening storage directory {}: {e}", p.display()),
+                    )
+                })
+            })
+            .collect::<io::Result<_>>()?;
         Ok(AllowedDirs {
-            recordings: canon(recordings)?,
-            others: others.iter().map(|p| canon(p)).collect::<io::Result<_>>()?,
+            recordings,
+            others,
+            handles,
         })
+    }
+
+    /// The open allowed directories, the recordings directory first.
+    pub fn handles(&self) -> &[Dir] {
+        &self.handles
+    }
+
+    /// The allowed directory `path` lies in (the deepest, when they nest) and the rest of
+    /// the path below it.
+    fn split<'p>(&self, path: &'p Path) -> Option<(&Dir, &'p Path)> {
+        self.handles
+            .iter()
+            .filter_map(|d| path.strip_prefix(d.path()).ok().map(|rest| (d, rest)))
+            .min_by_key(|(_, rest)| rest.components().count())
+    }
+
+    /// The place of a clip at `path` (as [`clip_path`](Self::clip_path) made it), its
+    /// directories created below the allowed directory without following any symlink. A
+    /// symlink met on the way (planted after the check) is an `InvalidInput` error.
+    pub fn clip_place(&self, path: &Path) -> io::Result<ClipPlace> {
+        let (root, rest) = self.split(path).ok_or_else(|| outside(path))?;
+        ClipPlace::beneath(root, rest)
+    }
+
+    /// Opens a clip's file for reading, through the allowed directory's handle without
+    /// following any symlink: a file replaced by a link (or under a directory replaced by
+    /// one) is not opened.
+    pub fn open_clip(&self, path: &Path) -> io::Result<File> {
+        let (root, rest) = self.split(path).ok_or_else(|| outside(path))?;
+        let name = rest.file_name().ok_or_else(|| outside(path))?;
+        let dir = root.descend(rest.parent().unwrap_or(Path::new("")), false)?;
+        dir.open_file(name, false)
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Path> {
@@ -72,8 +129,13 @@ impl AllowedDirs {
         if name.is_empty() {
             return Err(PathRefused::Invalid("is empty".into()));
         }
-        if name.contains('\0') {
-            return Err(PathRefused::Invalid("contains a NUL character".into()));
+        if let Some((at, c)) = name.char_indices().find(|(_, c)| c.is_control()) {
+            // Named by its code point only: the character itself would be the problem again
+            // wherever the message is shown.
+            return Err(PathRefused::Invalid(format!(
+                "contains a control character (U+{:04X}) at byte {at}; clip names are plain text",
+                u32::from(c)
+            )));
         }
         if name.ends_with('/') {
             return Err(PathRefused::Invalid(format!(
@@ -90,6 +152,7 @@ impl AllowedDirs {
         if requested.components().any(|c| c == Component::ParentDir) {
             return Err(forbidden(name, RULE_DOTDOT));
         }
+        check_lengths(requested)?;
         let full = if requested.is_absolute() {
             requested.to_owned()
         } else {
@@ -130,12 +193,58 @@ impl AllowedDirs {
             out.push(part);
         }
         out.push(file_name);
+        let whole = out.as_os_str().len() + crate::recorder::PARTIAL_SUFFIX.len();
+        if whole > PATH_MAX {
+            return Err(PathRefused::Invalid(format!(
+                "makes a path of {whole} bytes while recording (with {}); the limit is \
+                 {PATH_MAX}",
+                crate::recorder::PARTIAL_SUFFIX
+            )));
+        }
         // A clip there could be overwritten by the clip history's rewrite.
         if out.starts_with(self.recordings.join(super::history::DIR)) {
             return Err(forbidden(name, RULE_OWN_FILES));
         }
         Ok(out)
     }
+}
+
+/// Each directory name at most [`NAME_MAX`] bytes, and the file name short enough to carry
+/// the `.partial` suffix while the clip records.
+fn check_lengths(requested: &Path) -> Result<(), PathRefused> {
+    let suffix = crate::recorder::PARTIAL_SUFFIX.len();
+    let parts: Vec<_> = requested.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        let Component::Normal(part) = part else {
+            continue;
+        };
+        let last = i + 1 == parts.len();
+        let limit = if last { NAME_MAX - suffix } else { NAME_MAX };
+        let len = part.len();
+        if len > limit {
+            let what = if last {
+                format!(
+                    "the file name is {len} bytes; the limit is {limit} (255 with the {} suffix \
+                     it has while recording)",
+                    crate::recorder::PARTIAL_SUFFIX
+                )
+            } else {
+                format!("a directory name is {len} bytes; the limit is {NAME_MAX}")
+            };
+            return Err(PathRefused::Invalid(what));
+        }
+    }
+    Ok(())
+}
+
+fn outside(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is not a file under an allowed directory",
+            path.display()
+        ),
+    )
 }
 
 fn forbidden(name: &str, rule: &'static str) -> PathRefused {
@@ -228,5 +337,55 @@ mod tests {
             let e = d.clip_path(name).expect_err(name);
             assert!(matches!(e, PathRefused::Invalid(_)), "{name:?}: {e}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_not_echoed() {
+        let (_t, d) = dirs();
+        for name in [
+            "x\r\nInjected: yes.mp4",
+            "a\u{1b}[31mred.mp4",
+            "tab\there.mp4",
+            "c1\u{85}.mp4",
+        ] {
+            let e = d.clip_path(name).expect_err(name).to_string();
+            assert!(e.contains("control character (U+"), "{name:?}: {e}");
+            assert!(
+                !e.chars().any(char::is_control),
+                "{name:?}: the message carries it: {e:?}"
+            );
+        }
+        // Other characters are names like any.
+        assert!(d.clip_path("été/кадр 1.mp4").is_ok());
+    }
+
+    #[test]
+    fn lengths_are_checked_per_component_with_the_partial_suffix() {
+        let (_t, d) = dirs();
+        let suffix = crate::recorder::PARTIAL_SUFFIX.len();
+        let longest = "a".repeat(NAME_MAX - suffix);
+        assert!(d.clip_path(&longest).is_ok());
+        let e = d
+            .clip_path(&format!("{longest}b"))
+            .expect_err("one byte more");
+        assert!(
+            matches!(&e, PathRefused::Invalid(m) if m.contains("the limit is 247")),
+            "{e}"
+        );
+        let dir = "d".repeat(NAME_MAX);
+        assert!(d.clip_path(&format!("{dir}/x.mp4")).is_ok());
+        let e = d
+            .clip_path(&format!("{dir}d/x.mp4"))
+            .expect_err("directory too long");
+        assert!(
+            matches!(&e, PathRefused::Invalid(m) if m.contains("directory name")),
+            "{e}"
+        );
+        let deep = vec!["d".repeat(200); 25].join("/") + "/x.mp4";
+        let e = d.clip_path(&deep).expect_err("path too long");
+        assert!(
+            matches!(&e, PathRefused::Invalid(m) if m.contains("4095")),
+            "{e}"
+        );
     }
 }

@@ -124,13 +124,20 @@ mod tests {
         let rec = a.recording();
         assert_eq!(a.read_batch(usual), HURRIED);
         assert_eq!(b.read_batch(usual), usual, "another camera keeps its batch");
-        assert_eq!(b.tick(usual), HURRIED, "the shared tick serves the clip too");
+        assert_eq!(
+            b.tick(usual),
+            HURRIED,
+            "the shared tick serves the clip too"
+        );
         let conn = b.connecting();
         assert_eq!(runtime.tick(usual), CONNECTING);
         drop(conn);
         drop(rec);
         assert_eq!(a.read_batch(usual), usual);
         assert_eq!(runtime.tick(usual), usual);
-        assert_eq!(a.read_batch(Duration::from_millis(1)), Duration::from_millis(1));
+        assert_eq!(
+            a.read_batch(Duration::from_millis(1)),
+            Duration::from_millis(1)
+        );
     }
 }

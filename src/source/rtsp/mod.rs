@@ -26,7 +26,9 @@ use self::link::Link;
 use self::sdp::RealCodec;
 use super::arrival::ArrivalClock;
 use super::redact::camera_text;
-use super::{Batching, Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, redact_url};
+use super::{
+    Batching, Frame, Source, SourceError, SourceErrorKind, SourceEvent, TrackParams, redact_url,
+};
 
 /// How long packets may queue in the socket before they are read. Over TCP nothing can be
 /// lost (flow control holds the sender back, and the kernel grows the buffer to megabytes);

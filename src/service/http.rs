@@ -1,0 +1,88 @@
+//! Serving the API over TCP so that clients cannot wear the service down: each connection
+//! must send its request headers within `header_timeout` (idle keep-alive connections too),
+//! and at most `max_connections` are served at once; the rest wait in the kernel's listen
+//! queue. Slow or many clients then cost a bounded number of descriptors, and a client that
+//! sends nothing is gone after the timeout.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+/// How long connections still open at shutdown may finish their answers (a clip download).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open connections
+/// finish (up to [`DRAIN`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        // A permit first: at the cap, new connections stay in the listen queue.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("HTTP connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            "HTTP connections still open after {} s are closed",
+            DRAIN.as_secs()
+        );
+    }
+}
+
+/// Out of descriptors (or memory): say so, and give connections in progress a moment to
+/// close rather than spinning on the error.
+async fn accept_failed(e: &io::Error) {
+    tracing::warn!("accepting an HTTP connection: {e}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
