@@ -116,7 +116,7 @@ fn names_and_bodies_get_clear_json_errors_and_nothing_is_created() {
     let extend = format!("/api/clips/{}/extend", long_clip["id"].as_str().unwrap());
     let r = svc.post(&extend, r#"{"seconds": 300}"#);
     assert_eq!(r.status, 200, "{}", r.text());
-    refused(&extend, r#"{"seconds": 200}"#, 400, "the limit is 86400 s");
+    refused(&extend, r#"{"seconds": 200}"#, 409, "the limit is 86400 s");
     let stop = format!("/api/clips/{}/stop", long_clip["id"].as_str().unwrap());
     assert_eq!(svc.post(&stop, "").status, 200);
     svc.wait_final(&id, Duration::from_secs(30));

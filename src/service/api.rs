@@ -262,8 +262,9 @@ async fn extend_clip(
     let more = seconds("seconds", b.seconds, false)?;
     clip.extend(more).map(axum::Json).map_err(|e| match e {
         ExtendRefused::NotRecording(e) => not_recording(&id, e),
+        // The body is well formed; what it asks conflicts with what the clip asked so far.
         ExtendRefused::TooLong { total } => error(
-            StatusCode::BAD_REQUEST,
+            StatusCode::CONFLICT,
             format!(
                 "extending clip {id} by {} s would make it record {total} s after its \
                  trigger; the limit is {MAX_CLIP_SECONDS} s",

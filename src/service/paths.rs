@@ -43,6 +43,8 @@ pub const RULE_OWN_FILES: &str =
 pub const NAME_MAX: usize = 255;
 /// The longest path the kernel takes (PATH_MAX less its terminating NUL).
 pub const PATH_MAX: usize = 4095;
+/// The longest filename a request may give (the OpenAPI document's `maxLength`).
+pub const REQUEST_NAME_MAX: usize = 1024;
 
 impl AllowedDirs {
     /// Creates the recordings directory if needed and resolves every directory.
@@ -128,6 +130,12 @@ impl AllowedDirs {
     pub fn clip_path(&self, name: &str) -> Result<PathBuf, PathRefused> {
         if name.is_empty() {
             return Err(PathRefused::Invalid("is empty".into()));
+        }
+        if name.len() > REQUEST_NAME_MAX {
+            return Err(PathRefused::Invalid(format!(
+                "is {} bytes; the limit is {REQUEST_NAME_MAX}",
+                name.len()
+            )));
         }
         if let Some((at, c)) = name.char_indices().find(|(_, c)| c.is_control()) {
             // Named by its code point only: the character itself would be the problem again
@@ -381,8 +389,18 @@ mod tests {
             matches!(&e, PathRefused::Invalid(m) if m.contains("directory name")),
             "{e}"
         );
-        let deep = vec!["d".repeat(200); 25].join("/") + "/x.mp4";
-        let e = d.clip_path(&deep).expect_err("path too long");
+        let long = vec!["d".repeat(200); 6].join("/") + "/x.mp4";
+        let e = d.clip_path(&long).expect_err("name too long");
+        assert!(
+            matches!(&e, PathRefused::Invalid(m) if m.contains("1024")),
+            "{e}"
+        );
+        // The whole path counts too: a recordings directory deep enough leaves less room.
+        let t = tempfile::tempdir().expect("tempdir");
+        let deep_dir = t.path().join(vec!["d".repeat(250); 14].join("/"));
+        let deep = AllowedDirs::resolve(&deep_dir, &[]).expect("resolve");
+        let name = vec!["e".repeat(240); 3].join("/");
+        let e = deep.clip_path(&name).expect_err("path too long");
         assert!(
             matches!(&e, PathRefused::Invalid(m) if m.contains("4095")),
             "{e}"
