@@ -26,6 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -377,7 +378,9 @@ async fn downstream(
     shared: Arc<Mutex<Shared>>,
 ) -> Result<(), SourceError> {
     let mut framer = Framer::default();
-    let mut out = Vec::with_capacity(READ_CHUNK + 4);
+    // What goes on to retina: frames as the slices of the read buffer they already are
+    // (written with one writev, never copied here), messages as rewritten.
+    let mut out: Vec<Bytes> = Vec::new();
     let (mut channels, mut latm_channel) = {
         let r = lock(&relay);
         (r.channels, r.latm_channel)
@@ -411,12 +414,12 @@ async fn downstream(
                             )
                         })?;
                     }
-                    out.extend_from_slice(&bytes)
+                    out.push(bytes)
                 }
-                Piece::Message(m) if m.request().is_some() => m.encode(&mut out),
+                Piece::Message(m) if m.request().is_some() => out.push(encoded(&m)),
                 Piece::Message(m) => match answer(m, &relay, &ends, &shared)? {
                     Answer::Forward(m) => {
-                        m.encode(&mut out);
+                        out.push(encoded(&m));
                         let r = lock(&relay);
                         (channels, latm_channel) = (r.channels, r.latm_channel);
                         if r.playing {
@@ -446,10 +449,46 @@ async fn downstream(
                 .unwrap_or_else(|p| p.into_inner())
                 .dropped_bytes = framer.dropped_bytes;
         }
-        if !out.is_empty() && to.write_all(&out).await.is_err() {
+        if write_pieces(to, &mut out).await.is_err() {
             return Ok(());
         }
     }
+}
+
+fn encoded(m: &Message) -> Bytes {
+    let mut v = Vec::new();
+    m.encode(&mut v);
+    Bytes::from(v)
+}
+
+/// Writes every piece, in as few `writev` calls as the socket takes, and empties `pieces`.
+async fn write_pieces(to: &mut OwnedWriteHalf, pieces: &mut Vec<Bytes>) -> std::io::Result<()> {
+    // The kernel takes at most IOV_MAX (1024) buffers per call.
+    const MAX_IOV: usize = 1024;
+    let mut first = 0;
+    while first < pieces.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = pieces[first..]
+            .iter()
+            .take(MAX_IOV)
+            .map(|b| std::io::IoSlice::new(b))
+            .collect();
+        let mut n = to.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && first < pieces.len() {
+            let len = pieces[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                bytes::Buf::advance(&mut pieces[first], n);
+                n = 0;
+            }
+        }
+    }
+    pieces.clear();
+    Ok(())
 }
 
 fn answer(
