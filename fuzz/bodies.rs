@@ -399,3 +399,61 @@ pub fn matroska(data: &[u8]) -> usize {
     }
     frames
 }
+
+/// The progressive-MP4 readers on any bytes: the sample tables a progressive file (or a clip
+/// preroll finished) lists, walked as the file source walks them, and a finished clip split
+/// back into what was written ([`as_written`]). Decode times never go back, every sample lies
+/// where its chunk says, and a split clip's parts lie inside the file. Returns how many
+/// samples were walked.
+pub fn progressive(data: &[u8]) -> usize {
+    let bytes = Bytes::copy_from_slice(data);
+    let mut walked = 0;
+    if let Ok(Some(w)) = as_written(&bytes) {
+        let end = w.moov_at + w.moov.len() as u64;
+        assert!(
+            end <= data.len() as u64 && w.fragmented.len() as u64 <= w.moov_at,
+            "as_written: moov at {} ({} bytes) and {} fragmented bytes in a {}-byte file",
+            w.moov_at,
+            w.moov.len(),
+            w.fragmented.len(),
+            data.len()
+        );
+        if let Ok(init) = InitSegment::parse(w.fragmented.clone(), 0) {
+            let _ = Fragment::parse_all(&w.fragmented, 0, &init);
+        }
+        walked += walk_tables(&w.moov);
+    }
+    // The moov wherever it is (first, last, or after hidden boxes).
+    for b in Boxes::new(data, 0).map_while(Result::ok) {
+        if b.kind == FourCc(*b"moov") {
+            let start = b.offset as usize;
+            let end = start + b.size() as usize;
+            walked += walk_tables(&data[start..end]);
+        }
+    }
+    walked
+}
+
+/// Every sample of every trak in `moov` (a whole box), up to [`MAX_SAMPLES`] each.
+fn walk_tables(moov: &[u8]) -> usize {
+    let mut walked = 0;
+    for_each_trak(moov, |trak| {
+        let Ok(table) = SampleTable::parse(trak) else {
+            return;
+        };
+        let mut dts = 0;
+        for s in table.iter().take(MAX_SAMPLES) {
+            assert!(s.dts >= dts, "decode times go back: {} after {dts}", s.dts);
+            assert!(
+                s.offset.checked_add(u64::from(s.size)).is_some(),
+                "sample at {} of {} bytes overflows",
+                s.offset,
+                s.size
+            );
+            dts = s.dts;
+            walked += 1;
+        }
+        let _ = (table.duration(), table.data_end());
+    });
+    walked
+}

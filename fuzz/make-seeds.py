@@ -82,6 +82,20 @@ def preroll_files(work, media):
     return finished.read_bytes(), partial.read_bytes()
 
 
+def progressive_seeds(work, finished):
+    """Progressive MP4s: a clip preroll finished (its fragments hidden as free boxes), and
+    ffmpeg's with the moov last and first, B-frames and audio."""
+    write("progressive", "preroll-clip.mp4", finished)
+    base = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000", "-t", "1",
+            "-pix_fmt", "yuv420p", "-g", "5", "-b:v", "40k", "-c:v", "libx264", "-bf", "2",
+            "-c:a", "aac", "-b:a", "16k"]
+    for name, flags in {"moov-last.mp4": [], "faststart.mp4": ["-movflags", "+faststart"]}.items():
+        out = work / name
+        run([*base, *flags, str(out)])
+        write("progressive", name, out.read_bytes())
+
+
 def matroska_seeds(work):
     """Tiny Matroska files as ffmpeg and GStreamer write them: H.264 with AAC, with B-frames
     and 16-bit PCM, H.265, and a live one (Segment and Clusters of unknown size)."""
@@ -127,6 +141,7 @@ def main():
                   with_init(init, b"".join(chunk(0, s) for s in segs)))
         write("boxes", "preroll-clip.mp4", finished)
         write("boxes", "preroll-partial.mp4.partial", partial)
+        progressive_seeds(work, finished)
 
         # Reconnects and codec changes: new streams restart timestamps; an H.265 init
         # arrives mid-clip and its segments follow.

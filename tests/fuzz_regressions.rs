@@ -39,12 +39,13 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     s
 }
 
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 6] = [
     "boxes",
     "init_fragments",
     "clip_writer",
     "recover",
     "matroska",
+    "progressive",
 ];
 
 /// Runs `data` through the body of fuzz target `target`.
@@ -55,6 +56,7 @@ fn replay(target: &str, data: &[u8]) {
         "clip_writer" => drop(bodies::clip_writer(data)),
         "recover" => drop(bodies::recover_partial(data)),
         "matroska" => drop(bodies::matroska(data)),
+        "progressive" => drop(bodies::progressive(data)),
         _ => panic!("no fuzz target {target}"),
     }
 }

@@ -11,6 +11,7 @@ mod ingest;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::ring::{Ring, RingLimits};
@@ -100,6 +101,15 @@ impl Drop for Camera {
     }
 }
 
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    crate::source::camera_text(text.as_bytes(), 200)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves the data as consistent as our short
     // critical sections make it; keep serving rather than cascade.
@@ -165,7 +175,19 @@ async fn run(shared: Arc<Shared>, options: CameraOptions) {
         stream_id += 1;
         let started = Instant::now();
         let first_sequence = next_sequence;
-        let result = run_stream(&shared, &options, stream_id, &mut next_sequence).await;
+        // A panic while reading a camera (a bug, in preroll or a library, set off by what the
+        // camera sent) ends this connection, not the camera: it is reported and retried.
+        let streaming = run_stream(&shared, &options, stream_id, &mut next_sequence);
+        let result = match std::panic::AssertUnwindSafe(streaming).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => Err(SourceError::new(
+                SourceErrorKind::Protocol,
+                format!(
+                    "reading the camera hit a bug in preroll ({}); reconnecting",
+                    panic_text(panic.as_ref())
+                ),
+            )),
+        };
         {
             let mut st = lock(&shared.status);
             st.connected = false;

@@ -32,7 +32,7 @@ pub use demo::demo_source;
 pub use error::{SourceError, SourceErrorKind};
 pub use file::{FileSource, Pace};
 pub use mkv::{MkvError, events as matroska_events};
-pub use redact::redact_url;
+pub use redact::{camera_text, redact_url};
 pub use rtsp::{RtspOptions, RtspSource, Transport};
 pub use spec::{AnySource, SourceSpec};
 

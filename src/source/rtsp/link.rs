@@ -41,6 +41,11 @@ use crate::source::{SourceError, SourceErrorKind};
 
 /// How much is read at once from either side.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bound on one frame (the RTP packets of one timestamp on one channel): retina gathers a
+/// frame's packets with no bound of its own, so a camera that never ends a frame would
+/// grow it without end. A 4K camera's keyframes are a few MB; this leaves room for twice
+/// that, and is what a hostile camera can make retina hold.
+pub const MAX_FRAME_BYTES: usize = 8 << 20;
 /// Bound on one MP4A-LATM AudioMuxElement: retina joins its packets up to the RTP marker
 /// with no bound of its own. An AAC frame is at most 768 bytes per channel.
 const MAX_LATM_ELEMENT: usize = 64 * 1024;
@@ -389,6 +394,7 @@ async fn downstream(
     let mut connecting = Some(connecting);
     // Payload bytes of the LATM element in progress (since the last RTP marker).
     let mut latm_element = 0usize;
+    let mut frames = FrameSizes::default();
     loop {
         framer.buffer().reserve(READ_CHUNK);
         match from.read_buf(framer.buffer()).await {
@@ -403,6 +409,16 @@ async fn downstream(
             let Some(piece) = piece else { break };
             match piece {
                 Piece::Frame { bytes } => {
+                    frames.add(bytes[1], &bytes[4..]).map_err(|size| {
+                        protocol(
+                            &ends,
+                            format!(
+                                "the camera sent a frame of more than {MAX_FRAME_BYTES} bytes \
+                                 (RTP packets of one timestamp on channel {}, {size} bytes so far)",
+                                bytes[1]
+                            ),
+                        )
+                    })?;
                     if latm_channel.is_some() && latm_channel == bytes.get(1).copied() {
                         latm_element = latm_bound(&bytes[4..], latm_element).ok_or_else(|| {
                             protocol(
@@ -575,6 +591,14 @@ fn answer(
     m.set_header("CSeq", pending.retina.to_string());
     r.playing |= method == "PLAY";
     if (200..300).contains(&status) {
+        if method == "DESCRIBE" {
+            sdp::check(&m.body).map_err(|e| {
+                SourceError::new(
+                    SourceErrorKind::Unsupported,
+                    format!("{}: the camera sent a malformed SDP: {e}", ends.shown),
+                )
+            })?;
+        }
         if method == "DESCRIBE"
             && let Some((body, real)) = sdp::rewrite(&m.body)
         {
@@ -614,6 +638,42 @@ fn interleaved_rtp_channel(t: &str) -> Option<u8> {
         .find_map(|p| p.trim().strip_prefix("interleaved="))
         .and_then(|r| r.split('-').next())
         .and_then(|c| c.trim().parse().ok())
+}
+
+/// Per interleaved channel: the RTP timestamp of the frame in progress and its payload bytes
+/// so far. A frame ends with its marker bit, or when a packet brings another timestamp.
+struct FrameSizes {
+    runs: Box<[(u32, usize); 256]>,
+}
+
+impl Default for FrameSizes {
+    fn default() -> Self {
+        FrameSizes {
+            runs: Box::new([(0, 0); 256]),
+        }
+    }
+}
+
+impl FrameSizes {
+    /// Counts one packet; `Err(size)` when its frame passes [`MAX_FRAME_BYTES`]. Packets too
+    /// short for an RTP header (and RTCP, whose second byte reads as a marker) end a run.
+    fn add(&mut self, channel: u8, rtp: &[u8]) -> Result<(), usize> {
+        let run = &mut self.runs[usize::from(channel)];
+        if rtp.len() < 12 {
+            *run = (0, 0);
+            return Ok(());
+        }
+        let timestamp = u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]);
+        let payload = rtp.len() - 12;
+        let so_far = if run.0 == timestamp { run.1 } else { 0 };
+        let size = so_far + payload;
+        if size > MAX_FRAME_BYTES {
+            return Err(size);
+        }
+        let marker = rtp[1] & 0x80 != 0;
+        *run = (timestamp, if marker { 0 } else { size });
+        Ok(())
+    }
 }
 
 /// Adds one RTP packet of an MP4A-LATM stream to the element in progress: its new size (0
@@ -696,6 +756,39 @@ mod tests {
             interleaved_rtp_channel("RTP/AVP/TCP;unicast;interleaved=2-3"),
             Some(2)
         );
+    }
+
+    #[test]
+    fn frames_are_bounded_per_channel_and_timestamp() {
+        let packet = |ts: u32, marker: bool, payload: usize| {
+            let mut p = vec![0x80, if marker { 0xe0 } else { 0x60 }, 0, 1];
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&[0; 4]);
+            p.resize(12 + payload, 0);
+            p
+        };
+        let mut f = FrameSizes::default();
+        let chunk = 60_000;
+        let per_frame = MAX_FRAME_BYTES / chunk;
+        // A frame just under the bound, then one that ends with its marker, then another
+        // timestamp: each starts again from nothing.
+        for _ in 0..per_frame {
+            assert!(f.add(0, &packet(7, false, chunk)).is_ok());
+        }
+        assert!(f.add(0, &packet(7, true, 10)).is_ok());
+        for _ in 0..per_frame {
+            assert!(f.add(0, &packet(7, false, chunk)).is_ok());
+        }
+        for _ in 0..per_frame {
+            assert!(f.add(0, &packet(8, false, chunk)).is_ok());
+        }
+        // Another channel counts on its own.
+        assert!(f.add(2, &packet(8, false, chunk)).is_ok());
+        // Past the bound on one timestamp with no marker: refused.
+        let over = (0..2)
+            .map(|_| f.add(0, &packet(8, false, chunk)))
+            .find(Result::is_err);
+        assert_eq!(over, Some(Err((per_frame + 1) * chunk)));
     }
 
     #[test]

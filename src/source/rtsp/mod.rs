@@ -513,7 +513,9 @@ impl Source for RtspSource {
                 }
             };
             let item = match item {
-                None => return Ok(None),
+                // The connection closed: by the camera, or by the link refusing what the
+                // camera sent (then that is the reason).
+                None => return self.link.failure().map_or(Ok(None), Err),
                 Some(Err(e)) => return Err(classify(&e, &self.url_shown, &self.link)),
                 Some(Ok(item)) => item,
             };

@@ -40,6 +40,31 @@ pub struct RealMedia {
     pub codec: RealCodec,
 }
 
+/// Checks that every line of an SDP is `<letter>=<text>` with no control characters (RFC
+/// 8866 §5) before retina parses it: the SDP parser retina uses panics on some malformed
+/// lines (a line without `=` inside a media section), and camera text must not carry
+/// escape sequences into logs. The error names the first bad line, escaped.
+pub fn check(body: &[u8]) -> Result<(), String> {
+    for (n, line) in body
+        .split(|&b| b == b'\n' || b == b'\r')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let well_formed = line.len() >= 2
+            && line[0].is_ascii_alphabetic()
+            && line[1] == b'='
+            && !line.iter().any(|&b| b.is_ascii_control() && b != b'\t');
+        if !well_formed {
+            return Err(format!(
+                "line {} is not <letter>=<text>: {}",
+                n + 1,
+                camera_text(line, 80)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The SDP to hand retina and what was renamed in it; `None` when nothing needed renaming
 /// (the body then goes on byte for byte).
 pub fn rewrite(body: &[u8]) -> Option<(Vec<u8>, Vec<RealMedia>)> {
@@ -186,6 +211,27 @@ mod tests {
             }
         );
         assert_eq!(real[0].control, None);
+    }
+
+    #[test]
+    fn malformed_lines_are_refused_and_shown_escaped() {
+        let good = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nm=video 0 RTP/AVP 96\r\n\
+                     a=rtpmap:96 H264/90000\ta=b\n";
+        assert_eq!(check(good), Ok(()));
+        for (bad, line) in [
+            (
+                &b"v=0\r\nm=video 0 RTP/AVP 96\r\na=fmtp:96 x\nERROR forged\r\n"[..],
+                4,
+            ),
+            (b"v=0\r\ns=\x1b[31mred\r\n", 2),
+            (b"v=0\r\n=novalue\r\n", 2),
+            (b"v=0\r\nab=two letters\r\n", 2),
+            (b"v=0\r\nx\r\n", 2),
+        ] {
+            let e = check(bad).expect_err("malformed");
+            assert!(e.starts_with(&format!("line {line} ")), "{e}");
+            assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+        }
     }
 
     #[test]
