@@ -3,6 +3,7 @@
 #
 #   fuzz/run.sh                      # every target, 10 minutes each, one after another
 #   FUZZ_SECONDS=60 fuzz/run.sh boxes recover
+#   FUZZ_RUNS=10000000 fuzz/run.sh progressive   # a number of executions instead of a time
 #
 # Each target starts from fuzz/seeds/<target> (real media: fuzz/make-seeds.py) plus the
 # corpus it grew before (fuzz/corpus/<target>, not committed). A failing input lands in
@@ -14,12 +15,14 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz needs nightly-only flags (-Zsanitizer); RUSTC_BOOTSTRAP lets stable take them.
 export RUSTC_BOOTSTRAP=1
 secs=${FUZZ_SECONDS:-600}
+limit=(-max_total_time="$secs")
+[ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(boxes init_fragments clip_writer recover matroska progressive)
 cargo fuzz build -O
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
-  echo "fuzzing $t for $secs s" >&2
-  cargo fuzz run -O "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$secs" -print_final_stats=1 \
+  echo "fuzzing $t (${limit[*]})" >&2
+  cargo fuzz run -O "$t" "corpus/$t" "seeds/$t" -- "${limit[@]}" -print_final_stats=1 \
     2>&1 | tee "target/fuzz-$t.log" | grep -E '^#[0-9]+ +(DONE|pulse)|^stat::|ERROR|SUMMARY|panicked' >&2
 done
