@@ -127,23 +127,45 @@ impl Dir {
             .map_err(io::Error::from)
     }
 
+    /// Opens `name` for reading and appending, creating it if missing (never through a
+    /// symlink); it must be a regular file.
+    pub fn open_append(&self, name: &OsStr) -> io::Result<File> {
+        let flags = OFlags::RDWR
+            | OFlags::APPEND
+            | OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&*self.fd, name, flags, Mode::from_raw_mode(0o644))
+            .map_err(|e| self.error(name, "opening", e))?;
+        regular_and_blocking(File::from(fd), &self.path.join(name))
+    }
+
+    /// Creates `name` empty, replacing a regular file there (never through a symlink).
+    pub fn create_truncate(&self, name: &OsStr) -> io::Result<File> {
+        let flags = OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::TRUNC
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&*self.fd, name, flags, Mode::from_raw_mode(0o644))
+            .map_err(|e| self.error(name, "creating", e))?;
+        regular_and_blocking(File::from(fd), &self.path.join(name))
+    }
+
+    /// Renames `from` to `to` in this directory, replacing `to`.
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        rustix::fs::renameat(&*self.fd, from, &*self.fd, to).map_err(io::Error::from)
+    }
+
     /// Opens an existing regular file `name` (a symlink is refused, a FIFO never blocks).
     pub fn open_file(&self, name: &OsStr, write: bool) -> io::Result<File> {
         let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
         let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&*self.fd, name, flags, Mode::empty())
             .map_err(|e| self.error(name, "opening", e))?;
-        let file = File::from(fd);
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a regular file", self.path.join(name).display()),
-            ));
-        }
-        // Back to blocking reads and writes: NONBLOCK was only to open a FIFO safely.
-        let fl = rustix::fs::fcntl_getfl(&file)?;
-        rustix::fs::fcntl_setfl(&file, fl - OFlags::NONBLOCK)?;
-        Ok(file)
+        regular_and_blocking(File::from(fd), &self.path.join(name))
     }
 
     /// Whether anything (a file, a directory, a symlink) is at `name`.
@@ -213,6 +235,20 @@ impl Dir {
         }
         Ok(out)
     }
+}
+
+/// `file` if it is a regular file, back in blocking mode (`O_NONBLOCK` was only there so that
+/// opening a FIFO planted at the name does not block).
+fn regular_and_blocking(file: File, path: &Path) -> io::Result<File> {
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
+    Ok(file)
 }
 
 impl AsFd for Dir {

@@ -8,10 +8,13 @@
 //! synced and renamed over it, so a crash leaves either the old file or the new one. A last
 //! line torn by a crash is cut at the next start; a line that is not a clip is skipped.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+
+use crate::recorder::Dir;
 
 use super::clips::{ClipState, ClipView};
 
@@ -24,6 +27,8 @@ const SLACK: usize = 100;
 /// The directory, inside the recordings directory, that holds the history.
 pub const DIR: &str = ".preroll";
 const FILE: &str = "clips.jsonl";
+/// A rewrite in progress, renamed over [`FILE`] when complete.
+const REWRITE: &str = "clips.jsonl.tmp";
 
 /// The clip history of one recordings directory.
 #[derive(Debug)]
@@ -34,6 +39,9 @@ pub struct History {
 
 #[derive(Debug)]
 struct Journal {
+    /// The history's directory, reached without following a symlink (see `recorder::place`):
+    /// a link planted at `.preroll` or at the file cannot lead its writes elsewhere.
+    dir: Dir,
     /// Opened for reading and appending.
     file: File,
     counts: Counts,
@@ -65,16 +73,14 @@ impl History {
             path: path.display().to_string(),
             error,
         };
-        fs::create_dir_all(&dir).map_err(fail)?;
-        // A rewrite interrupted before its rename leaves this behind; the history is whole.
-        let _ = fs::remove_file(temporary(&path));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
+        let dir = Dir::root(recordings)
+            .and_then(|root| root.descend(Path::new(DIR), true))
             .map_err(fail)?;
+        // A rewrite interrupted before its rename leaves this behind; the history is whole.
+        let _ = dir.remove(OsStr::new(REWRITE));
+        let file = dir.open_append(OsStr::new(FILE)).map_err(fail)?;
         let mut journal = Journal {
+            dir,
             file,
             counts: Counts::default(),
         };
@@ -145,7 +151,7 @@ impl History {
         journal.counts.lines += 1;
         journal.counts.count(view.state);
         if journal.counts.lines >= KEEP + SLACK
-            && let Err(e) = journal.rewrite(&self.path)
+            && let Err(e) = journal.rewrite()
         {
             // The file is still whole; the next append tries again.
             tracing::warn!(history = %self.path.display(), "rewriting with the newest {KEEP} clips: {e}");
@@ -210,32 +216,31 @@ impl Counts {
 
 impl Journal {
     /// Replaces the file with one holding its newest [`KEEP`] clips.
-    fn rewrite(&mut self, path: &Path) -> io::Result<()> {
-        let temporary = temporary(path);
-        let result = self.write_newest(&temporary).and_then(|kept| {
-            fs::rename(&temporary, path)?;
-            if let Some(dir) = path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
+    fn rewrite(&mut self) -> io::Result<()> {
+        let (file, rewrite) = (OsStr::new(FILE), OsStr::new(REWRITE));
+        let result = self.write_newest().and_then(|kept| {
+            self.dir.rename(rewrite, file)?;
+            self.dir.sync()?;
             Ok(kept)
         });
         match result {
             Ok(kept) => {
                 // The old handle would go on reading and appending to the replaced file.
-                self.file = OpenOptions::new().read(true).append(true).open(path)?;
+                self.file = self.dir.open_append(file)?;
                 self.counts = kept;
                 Ok(())
             }
             Err(e) => {
-                let _ = fs::remove_file(&temporary);
+                let _ = self.dir.remove(rewrite);
                 Err(e)
             }
         }
     }
 
-    /// Writes the newest [`KEEP`] clips to `to` and syncs it.
-    fn write_newest(&self, to: &Path) -> io::Result<Counts> {
-        let mut out = BufWriter::new(File::create(to)?);
+    /// Writes the newest [`KEEP`] clips to the rewrite file and syncs it.
+    fn write_newest(&self) -> io::Result<Counts> {
+        let to = self.dir.create_truncate(OsStr::new(REWRITE))?;
+        let mut out = BufWriter::new(to);
         let skip = self.counts.lines.saturating_sub(KEEP);
         let mut kept = Counts::default();
         let mut n = 0;
@@ -258,8 +263,9 @@ impl Journal {
     }
 }
 
+#[cfg(test)]
 fn temporary(path: &Path) -> PathBuf {
-    path.with_extension("jsonl.tmp")
+    path.with_file_name(REWRITE)
 }
 
 /// Calls `each` with every complete line of `file` (without its newline), from the start;
@@ -289,6 +295,7 @@ fn read_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn view(n: usize, state: ClipState) -> ClipView {
         ClipView {
@@ -313,6 +320,28 @@ mod tests {
     fn ids(history: &History) -> Vec<String> {
         let all = history.all().expect("readable");
         all.into_iter().map(|v| v.id).collect()
+    }
+
+    #[test]
+    fn links_planted_at_the_history_are_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let recordings = dir.path().join("rec");
+        std::fs::create_dir_all(&recordings).expect("mkdir");
+        // The directory a link to elsewhere.
+        std::os::unix::fs::symlink(outside.path(), recordings.join(DIR)).expect("symlink");
+        let e = History::open(&recordings).expect_err("a link at .preroll");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        std::fs::remove_file(recordings.join(DIR)).expect("rm");
+        // The file a link to a file elsewhere.
+        std::fs::create_dir(recordings.join(DIR)).expect("mkdir");
+        let target = outside.path().join("victim");
+        std::fs::write(&target, b"keep me").expect("write");
+        std::os::unix::fs::symlink(&target, recordings.join(DIR).join(FILE)).expect("symlink");
+        assert!(History::open(&recordings).is_err());
+        assert_eq!(std::fs::read(&target).expect("read"), b"keep me");
+        let names: Vec<_> = std::fs::read_dir(outside.path()).expect("ls").collect();
+        assert_eq!(names.len(), 1, "nothing written outside");
     }
 
     #[test]
