@@ -81,45 +81,48 @@ fn fragmented_file_source_records_cleanly() {
     assert_contiguous_run(&Probe::of(&src), &Probe::of(&out), "video");
 }
 
-#[test]
-fn the_demo_camera_records_and_ctrl_c_finalizes() {
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("demo.mp4");
+/// Records the demo camera (2 s of lookback, 60 s asked), sends `signal` (`-INT`, `-TERM`,
+/// `-HUP`) once about 3 s are recorded, and checks that `record` finalized the clip and
+/// exited 0. Returns the clip and the summary line.
+fn record_demo_then(signal: &str, dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let out = dir.join("demo.mp4");
     let child = Command::new(env!("CARGO_BIN_EXE_preroll"))
-        .args([
-            "record",
-            "demo",
-            "-o",
-            s(&out),
-            "--lookback",
-            "2",
-            "--duration",
-            "60",
-        ])
+        .args(["record", "demo", "-o", s(&out)])
+        .args(["--lookback", "2", "--duration", "60"])
         .env("PREROLL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Pre-roll (2 s) fills, then about 3 s of recording, then Ctrl-C.
+    // Pre-roll (2 s) fills, then about 3 s of recording, then the signal.
     let started = Instant::now();
-    while !d.path().join("demo.mp4.partial").exists() && started.elapsed() < Duration::from_secs(20)
-    {
+    while !dir.join("demo.mp4.partial").exists() && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(3));
-    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    run(Command::new("kill").args([signal, &child.id().to_string()]));
     let result = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
     assert!(
         result.status.success(),
-        "{stdout} {}",
+        "{signal}: {:?} {stdout} {}",
+        result.status,
         String::from_utf8_lossy(&result.stderr)
     );
-    assert!(stdout.contains("ended early: stopped"), "{stdout}");
-    assert!(!d.path().join("demo.mp4.partial").exists());
+    assert!(
+        stdout.contains("ended early: stopped"),
+        "{signal}: {stdout}"
+    );
+    assert!(!dir.join("demo.mp4.partial").exists(), "{signal}");
     assert_decodes_cleanly(&out);
     check_structure(&out);
+    (out, stdout)
+}
+
+#[test]
+fn the_demo_camera_records_and_ctrl_c_finalizes() {
+    let d = tempfile::tempdir().unwrap();
+    let (out, stdout) = record_demo_then("-INT", d.path());
     let clip = Probe::of(&out);
     assert_eq!((clip.count("video"), clip.count("audio")), (1, 1));
     let pre = preroll_of(&stdout);
@@ -136,45 +139,6 @@ fn the_demo_camera_records_and_ctrl_c_finalizes() {
 fn sigterm_and_sighup_finalize_like_ctrl_c() {
     for signal in ["-TERM", "-HUP"] {
         let d = tempfile::tempdir().unwrap();
-        let out = d.path().join("demo.mp4");
-        let child = Command::new(env!("CARGO_BIN_EXE_preroll"))
-            .args([
-                "record",
-                "demo",
-                "-o",
-                s(&out),
-                "--lookback",
-                "1",
-                "--duration",
-                "60",
-            ])
-            .env("PREROLL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while !d.path().join("demo.mp4.partial").exists()
-            && started.elapsed() < Duration::from_secs(20)
-        {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_secs(2));
-        run(Command::new("kill").args([signal, &child.id().to_string()]));
-        let result = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&result.stdout);
-        assert!(
-            result.status.success(),
-            "{signal}: {:?} {stdout} {}",
-            result.status,
-            String::from_utf8_lossy(&result.stderr)
-        );
-        assert!(
-            stdout.contains("ended early: stopped"),
-            "{signal}: {stdout}"
-        );
-        assert!(!d.path().join("demo.mp4.partial").exists(), "{signal}");
-        assert_decodes_cleanly(&out);
-        check_structure(&out);
+        record_demo_then(signal, d.path());
     }
 }

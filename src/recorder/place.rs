@@ -237,6 +237,21 @@ impl Dir {
     }
 }
 
+/// A path's directory (`.` for a bare name) and file name.
+fn split(path: &Path) -> io::Result<(&Path, OsString)> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )
+    })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((parent, name.to_owned()))
+}
+
 /// `file` if it is a regular file, back in blocking mode (`O_NONBLOCK` was only there so that
 /// opening a FIFO planted at the name does not block).
 fn regular_and_blocking(file: File, path: &Path) -> io::Result<File> {
@@ -259,21 +274,9 @@ impl AsFd for Dir {
 
 impl ClipPlace {
     /// The place of a clip at `path` as given (the CLI's own output: the user's shell
-    /// resolved it, symlinks included); its directory must exist or is created.
+    /// resolved it, symlinks included); its directory is created if missing.
     pub fn at(path: &Path) -> io::Result<ClipPlace> {
-        let name = path
-            .file_name()
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} names no file", path.display()),
-                )
-            })?
-            .to_owned();
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let (parent, name) = split(path)?;
         std::fs::create_dir_all(parent).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -288,19 +291,7 @@ impl ClipPlace {
 
     /// The place of an existing clip path (its directory must exist; nothing is created).
     pub fn existing(path: &Path) -> io::Result<ClipPlace> {
-        let name = path
-            .file_name()
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} names no file", path.display()),
-                )
-            })?
-            .to_owned();
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let (parent, name) = split(path)?;
         Ok(ClipPlace {
             dir: Dir::root(parent)?,
             name,
@@ -310,16 +301,8 @@ impl ClipPlace {
     /// The place of `relative` below `root`, confined to it (see the module's notes); the
     /// directories on the way are created.
     pub fn beneath(root: &Dir, relative: &Path) -> io::Result<ClipPlace> {
-        let name = relative
-            .file_name()
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} names no file", relative.display()),
-                )
-            })?
-            .to_owned();
-        let parent = relative.parent().unwrap_or(Path::new(""));
+        // `.` for a bare name is a component `descend` skips.
+        let (parent, name) = split(relative)?;
         Ok(ClipPlace {
             dir: root.descend(parent, true)?,
             name,
