@@ -77,6 +77,8 @@ fn names_and_bodies_get_clear_json_errors_and_nothing_is_created() {
     // `null` is not a value any field takes.
     refused(clips, r#"{"filename": null}"#, 400, "null");
     refused(clips, r#"{"duration": null}"#, 400, "null");
+    // A body that is not an object (serde would read a struct from an array of its fields).
+    refused(clips, "[30, 5]", 400, "expected a JSON object");
     // Over the body limit: still JSON.
     let big = format!(r#"{{"filename": "{}.mp4"}}"#, "a".repeat(20_000));
     refused(clips, &big, 413, "");
@@ -110,6 +112,21 @@ fn names_and_bodies_get_clear_json_errors_and_nothing_is_created() {
         &format!(r#"{{"filename": "{fits}", "duration": 1, "lookback": 0}}"#),
     );
     let id = clip["id"].as_str().unwrap().to_owned();
+
+    // A clip's file where a later name needs a directory: a conflict, not a server error.
+    svc.wait_final(&id, Duration::from_secs(30));
+    refused(
+        clips,
+        &format!(r#"{{"filename": "{fits}/x.mp4"}}"#),
+        409,
+        "is a file, not a directory",
+    );
+    refused(
+        &format!("/api/clips/{id}/extend"),
+        "[1]",
+        400,
+        "expected a JSON object",
+    );
 
     // Extensions stop at the documented cap (24 h after the trigger).
     let long_clip = svc.clip("demo", r#"{"duration": 86000, "lookback": 0}"#);

@@ -99,6 +99,12 @@ impl Dir {
     /// such (the kernel says ELOOP or ENOTDIR).
     fn error(&self, name: &OsStr, op: &str, e: Errno) -> io::Error {
         let path = self.path.join(name);
+        if e == Errno::NOTDIR && !self.is_symlink(name) {
+            return io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is a file, not a directory", path.display()),
+            );
+        }
         if matches!(e, Errno::LOOP | Errno::NOTDIR) && self.is_symlink(name) {
             return io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -146,6 +146,14 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     } else {
         bytes
     };
+    // serde would also read a struct from an array of its fields (`[1.5]`); the document
+    // says an object.
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "request body: expected a JSON object",
+        ));
+    }
     serde_json::from_slice(text)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))
 }

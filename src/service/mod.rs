@@ -161,15 +161,14 @@ impl Service {
             tokio::task::spawn_blocking(move || {
                 // Directories are made and the file created through handles that follow no
                 // symlink: a link planted after the check above is refused, not followed.
-                let place = dirs.clip_place(&path).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::InvalidInput {
-                        ClipRefused::Path(PathRefused::Forbidden {
-                            name: path.display().to_string(),
-                            rule: paths::RULE_SYMLINK,
-                        })
-                    } else {
-                        ClipRefused::Storage(format!("{}: {e}", path.display()))
-                    }
+                let place = dirs.clip_place(&path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidInput => ClipRefused::Path(PathRefused::Forbidden {
+                        name: path.display().to_string(),
+                        rule: paths::RULE_SYMLINK,
+                    }),
+                    // A file (another clip) stands where the name needs a directory.
+                    std::io::ErrorKind::NotADirectory => ClipRefused::Conflict(e.to_string()),
+                    _ => ClipRefused::Storage(format!("{}: {e}", path.display())),
                 })?;
                 Recording::create_at(place, options).map_err(|e| match e {
                     RecordError::Exists { .. } | RecordError::InProgress { .. } => {
