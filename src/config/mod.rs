@@ -41,6 +41,8 @@ pub struct ApiConfig {
     /// A client must send a request's headers within this (also to keep an idle
     /// connection open).
     pub header_timeout: Duration,
+    /// Clips recording or finalizing at once; more are refused (429).
+    pub max_clips_recording: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +161,7 @@ impl Config {
                 max_body_bytes: DEFAULT_MAX_BODY,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
+                max_clips_recording: DEFAULT_MAX_CLIPS_RECORDING,
             },
             storage: StorageConfig {
                 recordings: PathBuf::from("recordings"),
@@ -184,6 +187,8 @@ const DEFAULT_MAX_BODY: usize = 16 * 1024;
 /// descriptor limit (1024 by default, shared with cameras and clips).
 const DEFAULT_MAX_CONNECTIONS: usize = 256;
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Far more than cameras trigger at once; each clip in progress holds a thread and a file.
+const DEFAULT_MAX_CLIPS_RECORDING: usize = 64;
 
 fn read_api(
     table: Option<&toml::Table>,
@@ -240,6 +245,9 @@ fn read_api(
     let header_timeout = f
         .seconds("header_timeout", 0.1..=3600.0)
         .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs_f64);
+    let max_clips_recording = f
+        .integer("max_clips_recording", 1..=4096)
+        .map_or(DEFAULT_MAX_CLIPS_RECORDING, |v| v as usize);
     f.finish();
     Some(ApiConfig {
         bind: bind?,
@@ -247,6 +255,7 @@ fn read_api(
         max_body_bytes: max_body,
         max_connections,
         header_timeout,
+        max_clips_recording,
     })
 }
 

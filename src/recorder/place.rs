@@ -99,29 +99,29 @@ impl Dir {
     /// such (the kernel says ELOOP or ENOTDIR).
     fn error(&self, name: &OsStr, op: &str, e: Errno) -> io::Error {
         let path = self.path.join(name);
-        if e == Errno::NOTDIR && !self.is_symlink(name) {
-            return io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!("{} is a file, not a directory", path.display()),
-            );
-        }
-        if matches!(e, Errno::LOOP | Errno::NOTDIR) && self.is_symlink(name) {
-            return io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is a symbolic link; preroll follows none below its storage directories",
-                    path.display()
+        if matches!(e, Errno::LOOP | Errno::NOTDIR) {
+            // What stands there now (it may have changed since the kernel looked; looked at
+            // once, so the answer is one state of it).
+            let now = rustix::fs::statat(&*self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode));
+            let (kind, what) = match now {
+                Ok(rustix::fs::FileType::Symlink) => (
+                    io::ErrorKind::InvalidInput,
+                    "is a symbolic link; preroll follows none below its storage directories",
                 ),
-            );
+                Ok(rustix::fs::FileType::Directory) | Err(_) => (
+                    io::ErrorKind::InvalidInput,
+                    "changed while it was opened (a symbolic link swapped in?)",
+                ),
+                Ok(_) if e == Errno::NOTDIR => {
+                    (io::ErrorKind::NotADirectory, "is a file, not a directory")
+                }
+                Ok(_) => (io::ErrorKind::InvalidInput, "is not what it should be"),
+            };
+            return io::Error::new(kind, format!("{} {what}", path.display()));
         }
         let e = io::Error::from(e);
         io::Error::new(e.kind(), format!("{op} {}: {e}", path.display()))
-    }
-
-    fn is_symlink(&self, name: &OsStr) -> bool {
-        rustix::fs::statat(&*self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
-        })
     }
 
     /// Creates `name` exclusively (never through a symlink), for reading and writing.

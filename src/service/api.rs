@@ -108,6 +108,7 @@ impl From<ClipRefused> for ApiError {
             }
             ClipRefused::Path(PathRefused::Forbidden { .. }) => StatusCode::FORBIDDEN,
             ClipRefused::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ClipRefused::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ClipRefused::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error(status, e.to_string())

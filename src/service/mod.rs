@@ -73,6 +73,9 @@ pub enum ClipRefused {
     Conflict(String),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// As many clips as `api.max_clips_recording` are recording or finalizing.
+    #[error("{0} clips are recording already (api.max_clips_recording); try again when one ends")]
+    TooMany(usize),
     #[error("{0}")]
     Storage(String),
 }
@@ -137,6 +140,12 @@ impl Service {
     ) -> Result<Arc<Clip>, ClipRefused> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(ClipRefused::ShuttingDown);
+        }
+        // Each clip in progress holds a writer thread and a file: a client may not take all
+        // of them. (Counted again below, where the clip is added; the check is only a cap.)
+        let limit = self.config.api.max_clips_recording;
+        if *self.active.borrow() >= limit {
+            return Err(ClipRefused::TooMany(limit));
         }
         let entry = self
             .camera(camera_name)
