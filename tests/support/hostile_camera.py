@@ -14,7 +14,8 @@ MODE is one of
                     stream was set up on, as fast as the client reads them
     huge-header     answers the first request with a header line that never ends (100 MB,
                     no CRLF)
-    garbage         sends random bytes from the moment a client connects
+    garbage         sends a letter, then random bytes without a line end, from the moment a
+                    client connects
     bad-sdp         answers DESCRIBE with an SDP full of terminal escapes and a forged log
                     line, whose only media has no usable codec
     endless-frame   after PLAY, H.264 FU-A fragments of one frame (one timestamp, no
@@ -142,8 +143,11 @@ def serve(conn, mode):
     buf = b""
     try:
         if mode == "garbage":
+            # The hard case: a letter first, as a message would start, and no line end, so
+            # the bytes never make a head whose start line could be checked whole.
+            conn.sendall(b"H")
             while True:
-                conn.sendall(random.randbytes(65536))
+                conn.sendall(random.randbytes(65536).replace(b"\n", b"\0"))
         while True:
             req = read_request(conn, buf)
             if req is None:

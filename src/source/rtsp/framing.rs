@@ -192,15 +192,15 @@ impl Framer {
     fn message(&mut self) -> Result<Option<Piece>, FrameError> {
         let window = &self.buf[..self.buf.len().min(MAX_HEAD)];
         let Some(head_len) = head_end(window) else {
-            if self.buf.len() >= MAX_HEAD {
-                return Err(FrameError::HeadTooLong { limit: MAX_HEAD });
-            }
-            // A message starts with a letter; anything else will never become one.
-            if !self.buf[0].is_ascii_alphabetic() {
+            // Refuse at once what can never become a message, rather than at the head bound.
+            if !plausible_start(window) {
                 return Err(FrameError::NotRtsp(camera_text(
                     &self.buf[..self.buf.len().min(40)],
                     80,
                 )));
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Err(FrameError::HeadTooLong { limit: MAX_HEAD });
             }
             return Ok(None);
         };
@@ -242,6 +242,36 @@ impl Framer {
         };
         self.buf.advance(head_len + body_len);
         Ok(Some(Piece::Message(message)))
+    }
+}
+
+/// Longest method name accepted in a request line (the registered ones are at most 13).
+const MAX_METHOD: usize = 32;
+
+/// Whether `b` can still grow into a message's start line: `RTSP/` or a method name (letters,
+/// digits, `_`, `-`) then a space, and printable ASCII up to the line end. Random bytes fail
+/// this within a few bytes; a first byte that merely happens to be a letter is not enough.
+fn plausible_start(b: &[u8]) -> bool {
+    const RESPONSE: &[u8] = b"RTSP/";
+    let end = memchr::memchr(b'\n', b);
+    let line = &b[..end.unwrap_or(b.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let printable = |c: &u8| (b' '..=b'~').contains(c) || *c == b'\t';
+    let n = line.len().min(RESPONSE.len());
+    if line[..n] == RESPONSE[..n] {
+        return line.iter().all(printable);
+    }
+    let method_len = line
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))
+        .unwrap_or(line.len());
+    if method_len == 0 || method_len > MAX_METHOD {
+        return false;
+    }
+    match line.get(method_len) {
+        None => end.is_none(),
+        Some(b' ') => line.iter().all(printable),
+        Some(_) => false,
     }
 }
 
@@ -319,6 +349,45 @@ mod tests {
         let mut f = Framer::default();
         feed(&mut f, b"\x16\x03\x01garbage\r\n\r\n");
         assert!(matches!(f.next(|_| true), Err(FrameError::NotRtsp(t)) if t.starts_with("\\x16")));
+    }
+
+    /// Garbage that starts with a letter is refused within a few bytes, not at the head bound.
+    #[test]
+    fn garbage_is_refused_before_the_head_bound() {
+        for (wire, plausible) in [
+            (&b"RTSP/1.0 200 O"[..], true),
+            (b"RTS", true),
+            (b"GET_PARAMETER rtsp://cam/ RTSP/1.0", true),
+            (b"OPTIONS", true),
+            (b"OPTIONS\r", true),
+            (b"OPTIONS\r\n", false),
+            (b"Qx\x8f\x02", false),
+            (b"RTSP/1.0 2\x0000", false),
+            (b"OPTIONS rtsp://cam/\x1b[31m", false),
+            (b"PLAY\trtsp://", false),
+            (&[b'A'; MAX_METHOD + 1][..], false),
+        ] {
+            assert_eq!(plausible_start(wire), plausible, "{wire:?}");
+        }
+        // Random bytes, each first byte a letter, are all refused long before 64 KiB.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..300 {
+            let mut f = Framer::default();
+            let mut garbage = vec![b'k'];
+            garbage.extend((0..MAX_HEAD).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            }));
+            feed(&mut f, &garbage);
+            let got = f.next(|_| false);
+            assert!(
+                matches!(got, Err(FrameError::NotRtsp(_))),
+                "{got:?} {:?}",
+                &garbage[..8]
+            );
+        }
     }
 
     #[test]
