@@ -473,7 +473,7 @@ fn opus_passes_through_mono_and_stereo() {
         assert!(frames.len() > 150, "{cam}: {} audio frames", frames.len());
         assert_in_step(&probe, 0.02, cam);
     }
-    // Over UDP the RTP bypasses the camera link; the SDP renaming still applies.
+    // Over UDP the RTP passes through the camera link's UDP relay; the SDP renaming applies.
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("clip.mp4");
     preroll_ok(&[

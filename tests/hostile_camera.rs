@@ -215,6 +215,17 @@ fn a_frame_that_never_ends_is_refused_at_the_frame_bound() {
     );
 }
 
+/// The same endless frame over UDP: the link relays RTP over UDP too, and bounds it the same.
+#[test]
+fn a_frame_that_never_ends_over_udp_is_refused_at_the_frame_bound() {
+    let r = refused(
+        "endless-frame",
+        &["--wait", "3", "--transport", "udp"],
+        "the camera sent a frame of more than 8388608 bytes (RTP packets of one timestamp",
+    );
+    assert!(r.stderr.contains("over UDP to port"), "{}", r.stderr);
+}
+
 /// Malformed RTP between valid frames, timestamps running back and jumping ahead, and a
 /// connection closed mid-frame on every reconnect: whatever `record` makes of them (a clip
 /// of what was good, or a clear error), it never panics, hangs, or grows.

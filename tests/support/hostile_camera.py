@@ -19,7 +19,8 @@ MODE is one of
     bad-sdp         answers DESCRIBE with an SDP full of terminal escapes and a forged log
                     line, whose only media has no usable codec
     endless-frame   after PLAY, H.264 FU-A fragments of one frame (one timestamp, no
-                    marker, no end bit) as fast as the client reads them
+                    marker, no end bit) as fast as the client reads them; over UDP when
+                    the client's SETUP asks for it, interleaved otherwise
     bad-rtp         after PLAY, RTP with a wrong version, truncated headers, CSRC counts
                     and extensions past the packet, padding longer than the payload, between
                     valid frames
@@ -74,16 +75,24 @@ def frame(seq, ts, keyframe):
     return interleaved(0, rtp(seq, ts, nal, marker=True))
 
 
-def stream(conn, mode):
-    """What follows PLAY in the modes that send media."""
+def stream(conn, mode, udp):
+    """What follows PLAY in the modes that send media. `udp` is (socket, client address) when
+    the client asked for RTP over UDP, else None (interleaved on the connection)."""
     seq = 0
     if mode == "endless-frame":
+        def send(packet):
+            if udp:
+                udp[0].sendto(packet, udp[1])
+            else:
+                conn.sendall(interleaved(0, packet))
         start = b"\x7c\x85"  # FU-A indicator (type 28), header: start bit, IDR
-        conn.sendall(interleaved(0, rtp(seq, 9000, start + b"\x00" * 1400)))
+        send(rtp(seq, 9000, start + b"\x00" * 1400))
         middle = b"\x7c\x05" + b"\x00" * 60000
         while True:
             seq += 1
-            conn.sendall(interleaved(0, rtp(seq, 9000, middle)))
+            send(rtp(seq, 9000, middle))
+            if udp:
+                time.sleep(0.0005)  # the client's socket buffer holds a few datagrams
     if mode == "bad-rtp":
         bad = [
             b"\x40" + b"\x60" + b"\x00" * 20,                     # version 1
@@ -126,7 +135,7 @@ def stream(conn, mode):
 
 
 def read_request(conn, buf):
-    """(method, cseq, rest of the buffer) of the next request; None at EOF."""
+    """(method, cseq, transport, rest of the buffer) of the next request; None at EOF."""
     while b"\r\n\r\n" not in buf:
         chunk = conn.recv(65536)
         if not chunk:
@@ -135,12 +144,15 @@ def read_request(conn, buf):
     head, _, rest = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     method = lines[0].split(" ")[0]
-    cseq = next((l.split(":", 1)[1].strip() for l in lines if l.lower().startswith("cseq:")), "0")
-    return method, cseq, rest
+    def header(name):
+        return next((l.split(":", 1)[1].strip() for l in lines
+                     if l.lower().startswith(name + ":")), "")
+    return method, header("cseq") or "0", header("transport"), rest
 
 
 def serve(conn, mode):
     buf = b""
+    udp = None
     try:
         if mode == "garbage":
             # The hard case: a letter first, as a message would start, and no line end, so
@@ -152,7 +164,7 @@ def serve(conn, mode):
             req = read_request(conn, buf)
             if req is None:
                 return
-            method, cseq, buf = req
+            method, cseq, transport, buf = req
             head = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n"
             if mode == "huge-header":
                 conn.sendall((head + "X-Junk: ").encode())
@@ -182,6 +194,19 @@ def serve(conn, mode):
                     ).encode()
                     + body
                 )
+            elif method == "SETUP" and "client_port=" in transport and mode == "endless-frame":
+                port = int(transport.split("client_port=")[1].split("-")[0].split(";")[0])
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.bind(("127.0.0.1", 0))
+                udp = (sock, (conn.getpeername()[0], port))
+                server = sock.getsockname()[1]
+                conn.sendall(
+                    (
+                        head
+                        + f"Transport: RTP/AVP;unicast;client_port={port}-{port + 1};"
+                        + f"server_port={server}-{server + 1}\r\nSession: 4242;timeout=60\r\n\r\n"
+                    ).encode()
+                )
             elif method == "SETUP":
                 conn.sendall(
                     (
@@ -191,7 +216,7 @@ def serve(conn, mode):
                 )
             elif method == "PLAY":
                 conn.sendall((head + "Session: 4242\r\nRTP-Info: url=rtsp://127.0.0.1/cam/stream=0;seq=1;rtptime=0\r\n\r\n").encode())
-                stream(conn, mode)
+                stream(conn, mode, udp)
             else:
                 conn.sendall((head + "Session: 4242\r\n\r\n").encode())
     except OSError:

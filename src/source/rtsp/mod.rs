@@ -6,7 +6,9 @@ mod audio;
 mod auth;
 mod framing;
 mod link;
+mod rtp_bounds;
 mod sdp;
+mod udp;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
