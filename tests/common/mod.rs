@@ -382,6 +382,24 @@ pub fn assert_same_packets_shifted(reference: &Probe, clip: &Probe) {
     }
 }
 
+/// `record SRC -o OUT --lookback 1 --duration 2`, which must succeed: its warnings (stderr).
+#[track_caller]
+pub fn record_warnings(src: &str, out: &Path) -> String {
+    let run = preroll(&[
+        "record",
+        src,
+        "-o",
+        s(out),
+        "--lookback",
+        "1",
+        "--duration",
+        "2",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "record {src}: {stderr}");
+    stderr
+}
+
 /// Runs the preroll binary.
 pub fn preroll(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_preroll"))
