@@ -16,7 +16,7 @@ use preroll::mp4::samples::SampleTable;
 use preroll::mp4::{BoxRef, Boxes, FourCc, Fragment, InitSegment};
 use preroll::recorder::{ClipOptions, RecordError, Recording, SegmentOutcome, inspect, recover};
 use preroll::segment::Segment;
-use preroll::source::{SourceEvent, matroska_events};
+use preroll::source::{SourceEvent, matroska_events, rtsp_hidden};
 
 /// Boxes whose body is a sequence of boxes (ISO/IEC 14496-12), walked into by [`boxes`].
 const CONTAINERS: [&[u8; 4]; 14] = [
@@ -456,4 +456,39 @@ fn walk_tables(moov: &[u8]) -> usize {
         let _ = (table.duration(), table.data_end());
     });
     walked
+}
+
+/// `rtsp_camera`: the first byte sets the size of each read, the rest is what a camera sends.
+/// Framing is the same whatever the reads (pieces, dropped bytes, the kind of refusal); every
+/// message the link passes on frames back as itself; an SDP that passes the link's check (and
+/// renaming) is one retina's SDP parser takes without panicking.
+pub fn rtsp_camera(data: &[u8]) -> usize {
+    let Some((&first, camera)) = data.split_first() else {
+        return 0;
+    };
+    let whole = rtsp_hidden::read_camera_bytes(camera, camera.len());
+    let reads = 1 + usize::from(first);
+    let chunked = rtsp_hidden::read_camera_bytes(camera, reads);
+    let kind = |r: &Option<String>| {
+        r.as_deref()
+            .map(|e| e.split(": \"").next().map(str::to_owned))
+    };
+    assert_eq!(
+        (&whole.pieces, whole.dropped_bytes, kind(&whole.refusal)),
+        (
+            &chunked.pieces,
+            chunked.dropped_bytes,
+            kind(&chunked.refusal)
+        ),
+        "{reads}-byte reads framed differently from one read"
+    );
+    assert!(
+        whole.not_round_trip.is_empty(),
+        "re-encoded messages that frame differently: {:?}",
+        whole.not_round_trip
+    );
+    for body in &whole.checked_sdp {
+        let _ = sdp_types::Session::parse(body);
+    }
+    whole.pieces.len()
 }

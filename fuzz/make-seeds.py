@@ -120,7 +120,64 @@ def matroska_seeds(work):
     write("matroska", "live.mkv", live.read_bytes())
 
 
+def rtsp_seeds():
+    """What GStreamer's RTSP server sends a client (OPTIONS, DESCRIBE, SETUP over TCP and UDP,
+    PLAY and a moment of interleaved RTP and RTCP; a Digest challenge), each behind a first
+    byte that sets the size of the fuzz target's reads."""
+    server = ROOT / "tests" / "support" / "rtsp_server.py"
+
+    def session(extra, requests, seconds):
+        proc = subprocess.Popen(["/usr/bin/python3", str(server), "--mount", "cam=live:h264+aac",
+                                 *extra], stdout=subprocess.PIPE, text=True)
+        try:
+            url = proc.stdout.readline().split()[1] + "/cam"
+            import socket
+            conn = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
+            got = b""
+            for n, (method, target, headers) in enumerate(requests, 1):
+                conn.sendall(f"{method} {url}{target} RTSP/1.0\r\nCSeq: {n}\r\n{headers}"
+                             f"Session: {{session}}\r\n\r\n".replace(
+                                 "Session: {session}\r\n", session_of(got)).encode())
+                conn.settimeout(2)
+                chunk = conn.recv(65536)
+                got += chunk
+                while b"\r\n\r\n" not in chunk:
+                    chunk = conn.recv(65536)
+                    got += chunk
+            conn.settimeout(0.2)
+            end = time.time() + seconds
+            while time.time() < end and len(got) < 60000:
+                try:
+                    got += conn.recv(65536)
+                except OSError:
+                    break
+            return got[:60000]
+        finally:
+            proc.terminate()
+            proc.wait()
+
+    def session_of(got):
+        for line in got.decode("latin-1").split("\r\n"):
+            if line.lower().startswith("session:"):
+                return f"Session: {line.split(':', 1)[1].split(';')[0].strip()}\r\n"
+        return ""
+
+    tcp = [("OPTIONS", "", ""), ("DESCRIBE", "", "Accept: application/sdp\r\n"),
+           ("SETUP", "/stream=0", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"),
+           ("SETUP", "/stream=1", "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n"),
+           ("PLAY", "", "Range: npt=0.000-\r\n")]
+    write("rtsp_camera", "gst-tcp-play", b"\x0f" + session([], tcp, 1.5))
+    write("rtsp_camera", "gst-tcp-play-whole", b"\xff" + session([], tcp, 0.5))
+    udp = tcp[:2] + [("SETUP", "/stream=0",
+                      "Transport: RTP/AVP;unicast;client_port=40000-40001\r\n")]
+    write("rtsp_camera", "gst-udp-setup", b"\x03" + session([], udp, 0))
+    digest = ["--user", "u", "--password", "p", "--auth", "digest"]
+    write("rtsp_camera", "gst-digest-challenge", b"\x07" + session(digest, tcp[:2], 0))
+
+
 def main():
+    if sys.argv[1:] == ["rtsp_camera"]:
+        return rtsp_seeds()
     if not PREROLL.exists():
         sys.exit(f"{PREROLL} is missing: run `cargo build --release` first")
     shutil.rmtree(SEEDS, ignore_errors=True)
@@ -158,6 +215,7 @@ def main():
         write("recover", "finished-clip", finished)
         write("recover", "header-only", partial[:9000])
         matroska_seeds(work)
+    rtsp_seeds()
     for d in sorted(SEEDS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

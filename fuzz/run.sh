@@ -18,7 +18,7 @@ secs=${FUZZ_SECONDS:-600}
 limit=(-max_total_time="$secs")
 [ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(boxes init_fragments clip_writer recover matroska progressive)
+[ ${#targets[@]} -gt 0 ] || targets=(boxes init_fragments clip_writer recover matroska progressive rtsp_camera)
 cargo fuzz build -O
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"

@@ -39,13 +39,14 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     s
 }
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "boxes",
     "init_fragments",
     "clip_writer",
     "recover",
     "matroska",
     "progressive",
+    "rtsp_camera",
 ];
 
 /// Runs `data` through the body of fuzz target `target`.
@@ -57,6 +58,7 @@ fn replay(target: &str, data: &[u8]) {
         "recover" => drop(bodies::recover_partial(data)),
         "matroska" => drop(bodies::matroska(data)),
         "progressive" => drop(bodies::progressive(data)),
+        "rtsp_camera" => drop(bodies::rtsp_camera(data)),
         _ => panic!("no fuzz target {target}"),
     }
 }

@@ -33,6 +33,8 @@ pub use error::{SourceError, SourceErrorKind};
 pub use file::{FileSource, Pace};
 pub use mkv::{MkvError, events as matroska_events};
 pub use redact::{camera_text, redact_url};
+#[doc(hidden)]
+pub use rtsp::hidden as rtsp_hidden;
 pub use rtsp::{RtspOptions, RtspSource, Transport};
 pub use spec::{AnySource, SourceSpec};
 

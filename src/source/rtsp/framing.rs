@@ -209,7 +209,8 @@ impl Framer {
         let start = lines.next().unwrap_or_default().to_owned();
         let is_response = start.starts_with("RTSP/");
         let is_request = start.split(' ').count() == 3 && start.ends_with("RTSP/1.0");
-        if !is_response && !is_request {
+        // The same test as for a head still arriving, so that where reads end changes nothing.
+        if !plausible_start(&self.buf[..head_len]) || (!is_response && !is_request) {
             return Err(FrameError::NotRtsp(camera_text(start.as_bytes(), 80)));
         }
         let headers: Vec<(String, String)> = lines
@@ -369,6 +370,10 @@ mod tests {
         ] {
             assert_eq!(plausible_start(wire), plausible, "{wire:?}");
         }
+        // A whole head is held to the same test, so where reads end changes nothing.
+        let mut f = Framer::default();
+        feed(&mut f, b"RTSP/1.0 200 \x01OK\r\nCSeq: 1\r\n\r\n");
+        assert!(matches!(f.next(|_| true), Err(FrameError::NotRtsp(_))));
         // Random bytes, each first byte a letter, are all refused long before 64 KiB.
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
         for _ in 0..300 {

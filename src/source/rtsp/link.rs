@@ -666,7 +666,7 @@ fn answer(
 }
 
 /// The RTP channel (the first) of a Transport header's `interleaved=a-b`.
-fn interleaved_rtp_channel(t: &str) -> Option<u8> {
+pub(super) fn interleaved_rtp_channel(t: &str) -> Option<u8> {
     t.split(';')
         .find_map(|p| p.trim().strip_prefix("interleaved="))
         .and_then(|r| r.split('-').next())
@@ -674,7 +674,7 @@ fn interleaved_rtp_channel(t: &str) -> Option<u8> {
 }
 
 /// Marks the interleaved channels a SETUP answer assigns.
-fn mark_channels(t: &str, channels: &mut [bool; 256]) {
+pub(super) fn mark_channels(t: &str, channels: &mut [bool; 256]) {
     for part in t.split(';') {
         if let Some(range) = part.trim().strip_prefix("interleaved=") {
             let mut ends_of = range.split('-').filter_map(|c| c.trim().parse::<u8>().ok());

@@ -5,6 +5,8 @@
 mod audio;
 mod auth;
 mod framing;
+#[doc(hidden)]
+pub mod hidden;
 mod link;
 mod rtp_bounds;
 mod sdp;
