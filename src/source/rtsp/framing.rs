@@ -204,7 +204,9 @@ impl Framer {
             }
             return Ok(None);
         };
-        let head = String::from_utf8_lossy(&self.buf[..head_len]);
+        // Bytes that are not UTF-8 become `?`, one for one: U+FFFD would take three bytes, and
+        // a head passed on must stay within the bound it was read under.
+        let head = String::from_utf8_lossy(&self.buf[..head_len]).replace('\u{FFFD}', "?");
         let mut lines = head.lines().map(|l| l.trim_end_matches('\r'));
         let start = lines.next().unwrap_or_default().to_owned();
         let is_response = start.starts_with("RTSP/");
@@ -393,6 +395,26 @@ mod tests {
                 &garbage[..8]
             );
         }
+    }
+
+    /// Found by the `rtsp_camera` fuzz target: a 50 KB head of bytes that are not UTF-8 grew
+    /// past the 64 KiB bound when passed on, each bad byte becoming a three-byte U+FFFD.
+    #[test]
+    fn a_head_that_is_not_utf8_does_not_grow() {
+        let mut wire = b"RTSP/1.0 200 OK\r\nX-Junk: ".to_vec();
+        wire.extend(std::iter::repeat_n(0xff_u8, MAX_HEAD - 100));
+        wire.extend_from_slice(b"\r\n\r\n");
+        let mut f = Framer::default();
+        feed(&mut f, &wire);
+        let Some(Piece::Message(m)) = f.next(|_| true).unwrap() else {
+            panic!("a message")
+        };
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        assert_eq!(out.len(), wire.len());
+        let mut again = Framer::default();
+        feed(&mut again, &out);
+        assert!(matches!(again.next(|_| true), Ok(Some(Piece::Message(n))) if n == m));
     }
 
     #[test]
