@@ -14,11 +14,16 @@ use crate::source::redact::camera_text;
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Bound on a message body; an SDP is a few kilobytes.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Bound on a message's start line (a request line's URI included), as HTTP servers bound
+/// theirs. It also bounds the work of checking a start line that arrives a byte at a time.
+pub const MAX_START_LINE: usize = 8 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
     #[error("an RTSP message head of more than {limit} bytes (no blank line within the bound)")]
     HeadTooLong { limit: usize },
+    #[error("an RTSP start line of more than {limit} bytes")]
+    StartLineTooLong { limit: usize },
     #[error("an RTSP message body of {length} bytes (Content-Length), over the {limit}-byte bound")]
     BodyTooLong { length: u64, limit: usize },
     #[error("an RTSP message with Content-Length {0:?}, not a number")]
@@ -137,6 +142,11 @@ pub struct Framer {
     /// Bytes of frames dropped so far (headers included), and how many frames.
     pub dropped_bytes: u64,
     pub dropped_frames: u64,
+    /// Of the message arriving at the front of `buf`: how many bytes were searched for its
+    /// head's end without finding it, and whether its start line is whole and checked. A
+    /// head that arrives a byte at a time is then read in linear time, not quadratic.
+    searched: usize,
+    start_checked: bool,
 }
 
 impl Framer {
@@ -191,19 +201,21 @@ impl Framer {
 
     fn message(&mut self) -> Result<Option<Piece>, FrameError> {
         let window = &self.buf[..self.buf.len().min(MAX_HEAD)];
-        let Some(head_len) = head_end(window) else {
+        // A head's end spans up to three bytes, so the search resumes two bytes back.
+        let Some(head_len) = head_end(window, self.searched.saturating_sub(2)) else {
             // Refuse at once what can never become a message, rather than at the head bound.
-            if !plausible_start(window) {
-                return Err(FrameError::NotRtsp(camera_text(
-                    &self.buf[..self.buf.len().min(40)],
-                    80,
-                )));
+            if !self.start_checked {
+                self.start_checked = check_start(window)?;
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(FrameError::HeadTooLong { limit: MAX_HEAD });
             }
+            self.searched = window.len();
             return Ok(None);
         };
+        // The same tests as for a head still arriving, so that where reads end changes nothing.
+        check_start(&self.buf[..head_len])?;
+        (self.searched, self.start_checked) = (0, false);
         // Bytes that are not UTF-8 become `?`, one for one: U+FFFD would take three bytes, and
         // a head passed on must stay within the bound it was read under.
         let head = String::from_utf8_lossy(&self.buf[..head_len]).replace('\u{FFFD}', "?");
@@ -211,8 +223,7 @@ impl Framer {
         let start = lines.next().unwrap_or_default().to_owned();
         let is_response = start.starts_with("RTSP/");
         let is_request = start.split(' ').count() == 3 && start.ends_with("RTSP/1.0");
-        // The same test as for a head still arriving, so that where reads end changes nothing.
-        if !plausible_start(&self.buf[..head_len]) || (!is_response && !is_request) {
+        if !is_response && !is_request {
             return Err(FrameError::NotRtsp(camera_text(start.as_bytes(), 80)));
         }
         let headers: Vec<(String, String)> = lines
@@ -248,6 +259,23 @@ impl Framer {
     }
 }
 
+/// Checks the start line at the front of `b`: `Ok(true)` once it is whole and may start a
+/// message, `Ok(false)` while it may still become one, an error when it never will. Looks at
+/// no more than [`MAX_START_LINE`] + 1 bytes, whatever the length of `b`.
+fn check_start(b: &[u8]) -> Result<bool, FrameError> {
+    let probe = &b[..b.len().min(MAX_START_LINE + 1)];
+    if !plausible_start(probe) {
+        return Err(FrameError::NotRtsp(camera_text(&b[..b.len().min(40)], 80)));
+    }
+    let whole = memchr::memchr(b'\n', probe).is_some();
+    if !whole && probe.len() > MAX_START_LINE {
+        return Err(FrameError::StartLineTooLong {
+            limit: MAX_START_LINE,
+        });
+    }
+    Ok(whole)
+}
+
 /// Longest method name accepted in a request line (the registered ones are at most 13).
 const MAX_METHOD: usize = 32;
 
@@ -279,9 +307,9 @@ fn plausible_start(b: &[u8]) -> bool {
 }
 
 /// Length of the head (its blank line included) if it is all in `b`: a line end followed by
-/// an empty line, `\r\n` or bare `\n` alike.
-fn head_end(b: &[u8]) -> Option<usize> {
-    let mut from = 0;
+/// an empty line, `\r\n` or bare `\n` alike. The search starts at `from`.
+fn head_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut from = from.min(b.len());
     while let Some(i) = memchr::memchr(b'\n', &b[from..]).map(|i| from + i) {
         match b.get(i + 1..i + 3) {
             Some([b'\n', _]) => return Some(i + 2),
@@ -395,6 +423,38 @@ mod tests {
                 &garbage[..8]
             );
         }
+    }
+
+    /// A long head read a byte at a time comes out whole; a start line past its bound is
+    /// refused the same whether it arrives at once or a byte at a time.
+    #[test]
+    fn heads_read_a_byte_at_a_time() {
+        let mut wire = b"RTSP/1.0 200 OK\r\nCSeq: 4\r\nX-Long: ".to_vec();
+        wire.extend(std::iter::repeat_n(b'a', 40_000));
+        wire.extend_from_slice(b"\r\n\r\n");
+        let mut f = Framer::default();
+        let mut got = Vec::new();
+        for b in &wire {
+            feed(&mut f, &[*b]);
+            while let Some(p) = f.next(|_| true).unwrap() {
+                got.push(p);
+            }
+        }
+        assert!(matches!(&got[..], [Piece::Message(m)] if m.cseq() == Some(4)));
+        let mut long = b"OPTIONS rtsp://camera/".to_vec();
+        long.extend(std::iter::repeat_n(b'x', MAX_START_LINE));
+        let too_long = FrameError::StartLineTooLong {
+            limit: MAX_START_LINE,
+        };
+        let mut f = Framer::default();
+        feed(&mut f, &long);
+        assert_eq!(f.next(|_| true).unwrap_err(), too_long);
+        let mut f = Framer::default();
+        let refused = long.iter().find_map(|b| {
+            feed(&mut f, &[*b]);
+            f.next(|_| true).err()
+        });
+        assert_eq!(refused, Some(too_long));
     }
 
     /// Found by the `rtsp_camera` fuzz target: a 50 KB head of bytes that are not UTF-8 grew
