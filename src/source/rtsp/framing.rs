@@ -147,6 +147,8 @@ pub struct Framer {
     /// head that arrives a byte at a time is then read in linear time, not quadratic.
     searched: usize,
     start_checked: bool,
+    /// Its head, once read, while its body arrives.
+    head: Option<Head>,
 }
 
 impl Framer {
@@ -200,6 +202,31 @@ impl Framer {
     }
 
     fn message(&mut self) -> Result<Option<Piece>, FrameError> {
+        let head = match self.head.take() {
+            Some(head) => head,
+            None => match self.head()? {
+                Some(head) => head,
+                None => return Ok(None),
+            },
+        };
+        let whole = head.len + head.body_len;
+        if self.buf.len() < whole {
+            // The body is still arriving; the head is not read again.
+            self.head = Some(head);
+            return Ok(None);
+        }
+        let message = Message {
+            start: head.start,
+            headers: head.headers,
+            body: self.buf[head.len..whole].to_vec(),
+        };
+        self.buf.advance(whole);
+        (self.searched, self.start_checked) = (0, false);
+        Ok(Some(Piece::Message(message)))
+    }
+
+    /// The head of the message at the front of the buffer, once it is all there.
+    fn head(&mut self) -> Result<Option<Head>, FrameError> {
         let window = &self.buf[..self.buf.len().min(MAX_HEAD)];
         // A head's end spans up to three bytes, so the search resumes two bytes back.
         let Some(head_len) = head_end(window, self.searched.saturating_sub(2)) else {
@@ -215,11 +242,10 @@ impl Framer {
         };
         // The same tests as for a head still arriving, so that where reads end changes nothing.
         check_start(&self.buf[..head_len])?;
-        (self.searched, self.start_checked) = (0, false);
         // Bytes that are not UTF-8 become `?`, one for one: U+FFFD would take three bytes, and
         // a head passed on must stay within the bound it was read under.
-        let head = String::from_utf8_lossy(&self.buf[..head_len]).replace('\u{FFFD}', "?");
-        let mut lines = head.lines().map(|l| l.trim_end_matches('\r'));
+        let text = String::from_utf8_lossy(&self.buf[..head_len]).replace('\u{FFFD}', "?");
+        let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
         let start = lines.next().unwrap_or_default().to_owned();
         let is_response = start.starts_with("RTSP/");
         let is_request = start.split(' ').count() == 3 && start.ends_with("RTSP/1.0");
@@ -246,17 +272,22 @@ impl Framer {
             }
             body_len = length as usize;
         }
-        if self.buf.len() < head_len + body_len {
-            return Ok(None);
-        }
-        let message = Message {
+        Ok(Some(Head {
+            len: head_len,
             start,
             headers,
-            body: self.buf[head_len..head_len + body_len].to_vec(),
-        };
-        self.buf.advance(head_len + body_len);
-        Ok(Some(Piece::Message(message)))
+            body_len,
+        }))
     }
+}
+
+/// A message head read while its body arrives.
+#[derive(Debug)]
+struct Head {
+    len: usize,
+    start: String,
+    headers: Vec<(String, String)>,
+    body_len: usize,
 }
 
 /// Checks the start line at the front of `b`: `Ok(true)` once it is whole and may start a
