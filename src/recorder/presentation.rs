@@ -220,7 +220,7 @@ impl Presentation {
         let video_len = self.video_duration(exactness)?;
         let mut out = vec![vec![Edit {
             duration: video_len,
-            media_time: Some(u64::try_from(start).ok()?),
+            media_time: Some(edit_media_time(start)?),
         }]];
         if let Some((audio_ts, audio_end)) = audio {
             let mut edits = Vec::new();
@@ -244,13 +244,20 @@ impl Presentation {
             if end > shown_from {
                 edits.push(Edit {
                     duration: u64::try_from(rescale(end - shown_from, audio_ts, video_ts)).ok()?,
-                    media_time: Some(u64::try_from(shown_from).ok()?),
+                    media_time: Some(edit_media_time(shown_from)?),
                 });
             }
             out.push(edits);
         }
         Some(out)
     }
+}
+
+/// An edit's media time: `elst` stores it signed (−1 marks an empty edit), so one past
+/// `i64::MAX` would read back negative. Such a time (only absurd stream timestamps reach it)
+/// gets no edit list: the clip then plays from its first sample.
+fn edit_media_time(t: i128) -> Option<u64> {
+    u64::try_from(i64::try_from(t).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -301,6 +308,29 @@ mod tests {
                 media_time: Some(7200)
             }]
         );
+    }
+
+    /// Found by the `clip_writer` fuzz target: a start past `i64::MAX` was written into the
+    /// signed `elst` media time and read back negative. Such a clip gets no edit list.
+    #[test]
+    fn a_start_an_edit_list_cannot_hold_gets_none() {
+        let mut p = Presentation::default();
+        p.video(
+            &placed(i64::MAX as u64 + 1, &[0; 4]),
+            Some((Instant::now(), 1)),
+            90_000,
+            None,
+        );
+        assert!(p.video_duration(P).is_some());
+        assert_eq!(p.edits(90_000, None, P), None);
+        let mut p = Presentation::default();
+        p.video(
+            &placed(i64::MAX as u64 - 4 * 3600, &[0; 4]),
+            Some((Instant::now(), 1)),
+            90_000,
+            None,
+        );
+        assert!(p.edits(90_000, None, P).is_some());
     }
 
     #[test]
