@@ -233,7 +233,10 @@ impl Timeline {
                 in_dts = next_in;
                 let early = !video && from.is_some_and(|f| out_next <= f);
                 let overlaps = out < end || early;
-                let cut = keep.is_some_and(|k| index >= k);
+                // A sample ending past u64 ticks cannot be written (`tfdt` and the tables
+                // count in u64); those after it end later still (found by the clip_writer
+                // fuzz target: the decode time wrapped to 0).
+                let cut = keep.is_some_and(|k| index >= k) || out_next > i128::from(u64::MAX);
                 index += 1;
                 if cut {
                     // Past the end: nothing after it is kept either.
@@ -464,6 +467,29 @@ mod tests {
             .unwrap();
         assert_eq!(a.runs[0].samples.len(), 9);
         assert_eq!(tl.ends()[1], 9 * 1024);
+    }
+
+    #[test]
+    fn samples_that_would_end_past_u64_ticks_are_dropped() {
+        let mut tl = Timeline::new();
+        tl.set_timescales(&[90_000, 48_000]);
+        tl.start_stream(1, &[(1, 0, 48_000)]);
+        // A fragment of the stream claims a decode time 2,500 ticks short of u64::MAX: two
+        // samples of 1024 end before it, the other two would not.
+        let near = u64::MAX - 2_500;
+        let p = tl
+            .place_all(&frag(Some(near), &[1024; 4], 1), &map(1, 48_000))
+            .unwrap();
+        assert_eq!(p.base_decode_time, near);
+        assert_eq!(p.runs[0].samples.len(), 2);
+        assert_eq!(p.dropped, 2);
+        assert_eq!(tl.ends()[1], near + 2048);
+        // Nothing more fits, and the track's end does not move back.
+        assert!(
+            tl.place_all(&frag(Some(u64::MAX - 10), &[1024; 2], 1), &map(1, 48_000))
+                .is_none()
+        );
+        assert_eq!(tl.ends()[1], near + 2048);
     }
 
     #[test]
