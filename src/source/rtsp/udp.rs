@@ -22,6 +22,8 @@ const DATAGRAM: usize = 65_535;
 pub struct PortPair {
     rtp: UdpSocket,
     rtcp: UdpSocket,
+    /// The RTP port, known at bind; RTCP is the next.
+    port: u16,
 }
 
 impl PortPair {
@@ -40,6 +42,7 @@ impl PortPair {
                     return Ok(PortPair {
                         rtp: UdpSocket::from_std(rtp)?,
                         rtcp: UdpSocket::from_std(rtcp)?,
+                        port,
                     });
                 }
                 Err(e) => last = Some(e),
@@ -55,7 +58,7 @@ impl PortPair {
 
     /// The RTP port; RTCP is the next.
     pub fn port(&self) -> u16 {
-        self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.port
     }
 }
 
@@ -114,73 +117,133 @@ impl UdpLeg {
         let retina_rtcp = SocketAddr::new(loopback, self.retina_port.wrapping_add(1));
         let camera_rtp = SocketAddr::new(camera.ip, camera.rtp_port);
         let camera_rtcp = SocketAddr::new(camera.ip, camera.rtp_port.wrapping_add(1));
-        let mut bufs = vec![0u8; 4 * DATAGRAM];
-        let (b0, rest) = bufs.split_at_mut(DATAGRAM);
-        let (b1, rest) = rest.split_at_mut(DATAGRAM);
-        let (b2, b3) = rest.split_at_mut(DATAGRAM);
+        let (cam, ret) = (&self.camera_side, &self.retina_side);
+        let hops = [
+            Hop::new(&cam.rtp, Peer::Host(camera.ip), &ret.rtp, retina_rtp, true),
+            Hop::new(
+                &cam.rtcp,
+                Peer::Host(camera.ip),
+                &ret.rtcp,
+                retina_rtcp,
+                false,
+            ),
+            Hop::new(
+                &ret.rtp,
+                Peer::Exact(retina_rtp),
+                &cam.rtp,
+                camera_rtp,
+                false,
+            ),
+            Hop::new(
+                &ret.rtcp,
+                Peer::Exact(retina_rtcp),
+                &cam.rtcp,
+                camera_rtcp,
+                false,
+            ),
+        ];
+        // One buffer: one datagram is in hand at a time.
+        let mut buf = vec![0u8; DATAGRAM];
+        let mut first = 0;
         let mut foreign = 0u64;
         loop {
-            let step = tokio::select! {
-                r = self.camera_side.rtp.recv_from(b0) => match r {
-                    Ok((n, from)) if from.ip() == camera.ip => match bound.add(&b0[..n]) {
-                        Ok(()) => pass(&self.retina_side.rtp, &b0[..n], retina_rtp).await,
-                        Err(e) => return LegEnd::Bound(e),
-                    },
-                    Ok(_) => Step::Foreign,
-                    Err(e) => Step::Failed(e),
-                },
-                r = self.camera_side.rtcp.recv_from(b1) => match r {
-                    Ok((n, from)) if from.ip() == camera.ip => {
-                        pass(&self.retina_side.rtcp, &b1[..n], retina_rtcp).await
-                    }
-                    Ok(_) => Step::Foreign,
-                    Err(e) => Step::Failed(e),
-                },
-                r = self.retina_side.rtp.recv_from(b2) => match r {
-                    Ok((n, from)) if from == retina_rtp => {
-                        pass(&self.camera_side.rtp, &b2[..n], camera_rtp).await
-                    }
-                    Ok(_) => Step::Foreign,
-                    Err(e) => Step::Failed(e),
-                },
-                r = self.retina_side.rtcp.recv_from(b3) => match r {
-                    Ok((n, from)) if from == retina_rtcp => {
-                        pass(&self.camera_side.rtcp, &b3[..n], camera_rtcp).await
-                    }
-                    Ok(_) => Step::Foreign,
-                    Err(e) => Step::Failed(e),
-                },
-            };
-            match step {
-                Step::Passed => {}
-                Step::Foreign => {
-                    foreign += 1;
-                    if foreign == 1 {
-                        tracing::debug!(
-                            "UDP datagrams from neither the camera nor retina: dropped"
-                        );
-                    }
-                }
+            let (i, received) = next_datagram(&hops, first, &mut buf).await;
+            // The next wait starts after this socket, so a flood on one cannot starve the
+            // others.
+            first = (i + 1) % hops.len();
+            let hop = &hops[i];
+            let (n, from) = match received {
+                Ok(r) => r,
                 // A port closed at the other end answers with ICMP, which a later receive
                 // reports; the stream's own timeouts judge whether anything still arrives.
-                Step::Failed(e) if is_transient(&e) => {}
-                Step::Failed(e) => return LegEnd::Io(e),
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return LegEnd::Io(e),
+            };
+            if !hop.accepts(from) {
+                foreign += 1;
+                if foreign == 1 {
+                    tracing::debug!("UDP datagrams from neither the camera nor retina: dropped");
+                }
+                continue;
+            }
+            let datagram = &buf[..n];
+            if hop.bounded
+                && let Err(e) = bound.add(datagram)
+            {
+                return LegEnd::Bound(e);
+            }
+            match hop.out.send_to(datagram, hop.to).await {
+                Ok(_) => {}
+                Err(e) if is_transient(&e) => {}
+                Err(e) => return LegEnd::Io(e),
             }
         }
     }
 }
 
-enum Step {
-    Passed,
-    Foreign,
-    Failed(std::io::Error),
+/// Whom a socket takes datagrams from.
+#[derive(Debug, Clone, Copy)]
+enum Peer {
+    /// Any port of the camera's address (it may send from ports it did not announce).
+    Host(IpAddr),
+    /// retina's own socket, exactly.
+    Exact(SocketAddr),
 }
 
-async fn pass(through: &UdpSocket, datagram: &[u8], to: SocketAddr) -> Step {
-    match through.send_to(datagram, to).await {
-        Ok(_) => Step::Passed,
-        Err(e) => Step::Failed(e),
+/// One direction of the relay: what arrives on `from` (from `peer`) leaves by `out` to `to`.
+struct Hop<'a> {
+    from: &'a UdpSocket,
+    peer: Peer,
+    out: &'a UdpSocket,
+    to: SocketAddr,
+    /// Counted against the stream's bounds (the camera's RTP).
+    bounded: bool,
+}
+
+impl<'a> Hop<'a> {
+    fn new(
+        from: &'a UdpSocket,
+        peer: Peer,
+        out: &'a UdpSocket,
+        to: SocketAddr,
+        bounded: bool,
+    ) -> Self {
+        Hop {
+            from,
+            peer,
+            out,
+            to,
+            bounded,
+        }
     }
+
+    fn accepts(&self, sender: SocketAddr) -> bool {
+        match self.peer {
+            Peer::Host(ip) => sender.ip() == ip,
+            Peer::Exact(addr) => sender == addr,
+        }
+    }
+}
+
+/// Waits for a datagram on any hop's socket, trying them from `first` on; returns which hop
+/// it came in on, with its length and sender.
+async fn next_datagram(
+    hops: &[Hop<'_>],
+    first: usize,
+    buf: &mut [u8],
+) -> (usize, std::io::Result<(usize, SocketAddr)>) {
+    std::future::poll_fn(|cx| {
+        for k in 0..hops.len() {
+            let i = (first + k) % hops.len();
+            let mut read = tokio::io::ReadBuf::new(buf);
+            if let std::task::Poll::Ready(r) = hops[i].from.poll_recv_from(cx, &mut read) {
+                let n = read.filled().len();
+                return std::task::Poll::Ready((i, r.map(|from| (n, from))));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
