@@ -199,8 +199,11 @@ impl TableBuilder {
         }
 
         b.begin_full(STSZ, 0, 0);
+        // A shared size of 0 would read as "a size per sample follows" (ISO/IEC 14496-12
+        // 8.7.3.2): samples all empty get their zeros listed (found by the clip_writer fuzz
+        // target).
         match self.sizes.first() {
-            Some(&s) if self.sizes.iter().all(|&x| x == s) => {
+            Some(&s) if s != 0 && self.sizes.iter().all(|&x| x == s) => {
                 b.u32(s);
                 b.u32(self.sizes.len() as u32);
             }
@@ -301,6 +304,28 @@ mod tests {
             kinds_in(&stbl(&t)),
             ["stts", "ctts", "stss", "stsz", "stsc", "stco"]
         );
+    }
+
+    /// The body of the stsz box in `stbl`: sample_size, sample_count, then the entries.
+    fn stsz_body(stbl: &[u8]) -> Vec<u32> {
+        let b = crate::mp4::Boxes::new(&stbl[8..], 8)
+            .filter_map(Result::ok)
+            .find(|b| b.kind == STSZ)
+            .expect("an stsz box");
+        b.body[4..]
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn sizes_shared_when_equal_and_listed_when_all_empty() {
+        let mut t = TableBuilder::new();
+        t.push_chunk(0, 1, 0, &[sample(1024, 6, true, 0); 3]);
+        assert_eq!(stsz_body(&stbl(&t)), [6, 3]);
+        let mut t = TableBuilder::new();
+        t.push_chunk(0, 1, 0, &[sample(1024, 0, true, 0); 3]);
+        assert_eq!(stsz_body(&stbl(&t)), [0, 3, 0, 0, 0]);
     }
 
     #[test]
