@@ -143,10 +143,10 @@ pub struct Framer {
     pub dropped_bytes: u64,
     pub dropped_frames: u64,
     /// Of the message arriving at the front of `buf`: how many bytes were searched for its
-    /// head's end without finding it, and whether its start line is whole and checked. A
-    /// head that arrives a byte at a time is then read in linear time, not quadratic.
+    /// head's end without finding it, and how far its start line was checked. A head that
+    /// arrives a byte at a time is then read in linear time, not quadratic.
     searched: usize,
-    start_checked: bool,
+    start: StartCheck,
     /// Its head, once read, while its body arrives.
     head: Option<Head>,
 }
@@ -221,7 +221,7 @@ impl Framer {
             body: self.buf[head.len..whole].to_vec(),
         };
         self.buf.advance(whole);
-        (self.searched, self.start_checked) = (0, false);
+        (self.searched, self.start) = (0, StartCheck::default());
         Ok(Some(Piece::Message(message)))
     }
 
@@ -231,8 +231,8 @@ impl Framer {
         // A head's end spans up to three bytes, so the search resumes two bytes back.
         let Some(head_len) = head_end(window, self.searched.saturating_sub(2)) else {
             // Refuse at once what can never become a message, rather than at the head bound.
-            if !self.start_checked {
-                self.start_checked = check_start(window)?;
+            if !self.start.whole {
+                self.start.check(window)?;
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(FrameError::HeadTooLong { limit: MAX_HEAD });
@@ -241,7 +241,7 @@ impl Framer {
             return Ok(None);
         };
         // The same tests as for a head still arriving, so that where reads end changes nothing.
-        check_start(&self.buf[..head_len])?;
+        StartCheck::default().check(&self.buf[..head_len])?;
         // Bytes that are not UTF-8 become `?`, one for one: U+FFFD would take three bytes, and
         // a head passed on must stay within the bound it was read under.
         let text = String::from_utf8_lossy(&self.buf[..head_len]).replace('\u{FFFD}', "?");
@@ -290,49 +290,67 @@ struct Head {
     body_len: usize,
 }
 
-/// Checks the start line at the front of `b`: `Ok(true)` once it is whole and may start a
-/// message, `Ok(false)` while it may still become one, an error when it never will. Looks at
-/// no more than [`MAX_START_LINE`] + 1 bytes, whatever the length of `b`.
-fn check_start(b: &[u8]) -> Result<bool, FrameError> {
-    let probe = &b[..b.len().min(MAX_START_LINE + 1)];
-    if !plausible_start(probe) {
-        return Err(FrameError::NotRtsp(camera_text(&b[..b.len().min(40)], 80)));
+/// The check of a message's start line as its bytes arrive, each byte looked at once.
+#[derive(Debug, Default, Clone, Copy)]
+struct StartCheck {
+    /// Bytes at the front found printable, with no line end among them (a `\r` that may
+    /// yet end the line is not counted: it is looked at again with the byte after it).
+    scanned: usize,
+    /// The line is whole and may start a message.
+    whole: bool,
+}
+
+impl StartCheck {
+    /// Checks the start line at the front of `b` (which begins with the bytes checked
+    /// before): an error when it can never start a message. Looks at no more than
+    /// [`MAX_START_LINE`] + 1 bytes, whatever the length of `b`.
+    fn check(&mut self, b: &[u8]) -> Result<(), FrameError> {
+        let probe = &b[..b.len().min(MAX_START_LINE + 1)];
+        let from = self.scanned.min(probe.len());
+        let end = memchr::memchr(b'\n', &probe[from..]).map(|i| from + i);
+        let line = &probe[..end.unwrap_or(probe.len())];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let printable = |c: &u8| (b' '..=b'~').contains(c) || *c == b'\t';
+        if !plausible_shape(line, end.is_some())
+            || !line[from.min(line.len())..].iter().all(printable)
+        {
+            return Err(FrameError::NotRtsp(camera_text(&b[..b.len().min(40)], 80)));
+        }
+        self.scanned = line.len();
+        self.whole = end.is_some();
+        if !self.whole && probe.len() > MAX_START_LINE {
+            return Err(FrameError::StartLineTooLong {
+                limit: MAX_START_LINE,
+            });
+        }
+        Ok(())
     }
-    let whole = memchr::memchr(b'\n', probe).is_some();
-    if !whole && probe.len() > MAX_START_LINE {
-        return Err(FrameError::StartLineTooLong {
-            limit: MAX_START_LINE,
-        });
-    }
-    Ok(whole)
 }
 
 /// Longest method name accepted in a request line (the registered ones are at most 13).
 const MAX_METHOD: usize = 32;
 
-/// Whether `b` can still grow into a message's start line: `RTSP/` or a method name (letters,
-/// digits, `_`, `-`) then a space, and printable ASCII up to the line end. Random bytes fail
-/// this within a few bytes; a first byte that merely happens to be a letter is not enough.
-fn plausible_start(b: &[u8]) -> bool {
+/// Whether the front of a start line (`whole`: it ended) can begin a message: `RTSP/`, or a
+/// method name (letters, digits, `_`, `-`) then a space. Decided by at most its first
+/// [`MAX_METHOD`] + 1 bytes; the rest of the line need only be printable ASCII. Random bytes
+/// fail within a few bytes; a first byte that merely happens to be a letter is not enough.
+fn plausible_shape(line: &[u8], whole: bool) -> bool {
     const RESPONSE: &[u8] = b"RTSP/";
-    let end = memchr::memchr(b'\n', b);
-    let line = &b[..end.unwrap_or(b.len())];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let printable = |c: &u8| (b' '..=b'~').contains(c) || *c == b'\t';
     let n = line.len().min(RESPONSE.len());
     if line[..n] == RESPONSE[..n] {
-        return line.iter().all(printable);
+        return true;
     }
     let method_len = line
         .iter()
+        .take(MAX_METHOD + 1)
         .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))
         .unwrap_or(line.len());
     if method_len == 0 || method_len > MAX_METHOD {
         return false;
     }
     match line.get(method_len) {
-        None => end.is_none(),
-        Some(b' ') => line.iter().all(printable),
+        None => !whole,
+        Some(b' ') => true,
         Some(_) => false,
     }
 }
@@ -429,7 +447,15 @@ mod tests {
             (b"PLAY\trtsp://", false),
             (&[b'A'; MAX_METHOD + 1][..], false),
         ] {
-            assert_eq!(plausible_start(wire), plausible, "{wire:?}");
+            assert_eq!(
+                StartCheck::default().check(wire).is_ok(),
+                plausible,
+                "{wire:?}"
+            );
+            // Arriving a byte at a time changes nothing.
+            let mut check = StartCheck::default();
+            let bytewise = (1..=wire.len()).all(|n| check.check(&wire[..n]).is_ok());
+            assert_eq!(bytewise, plausible, "{wire:?} a byte at a time");
         }
         // A whole head is held to the same test, so where reads end changes nothing.
         let mut f = Framer::default();
