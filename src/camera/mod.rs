@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::sync::watch;
 
-use crate::ring::{Ring, RingLimits};
+use crate::ring::{Feed, FeedState, Following, Lookback, Ring, RingLimits};
 use crate::segment::Segment;
 use crate::segmenter::{HygieneOptions, Segmenter, SegmenterOptions};
 use crate::source::{
@@ -162,6 +162,43 @@ impl Camera {
     /// Wakes on every new segment (and when the source ends).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.updates.subscribe()
+    }
+}
+
+impl Feed for Camera {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn lookback(&self, trigger: Instant, lookback: Duration) -> (Lookback, Option<u64>) {
+        let ring = self.ring();
+        (ring.lookback(trigger, lookback), ring.newest_sequence())
+    }
+
+    fn newest_end(&self) -> Option<Instant> {
+        self.ring().newest_end()
+    }
+
+    fn since(&self, sequence: u64) -> Vec<(Arc<Segment>, Option<Instant>)> {
+        self.ring().since(sequence)
+    }
+
+    fn state(&self) -> FeedState {
+        let st = lock(&self.shared.status);
+        FeedState {
+            live: st.connected,
+            ended: st.ended,
+            streamed: st.frames > 0,
+            last_error: st.last_error.clone(),
+        }
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        Camera::subscribe(self)
+    }
+
+    fn follow(&self) -> Following {
+        Following::new(self.follow_closely())
     }
 }
 

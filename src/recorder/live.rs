@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::camera::Camera;
+use crate::ring::{Feed, FeedState};
 use crate::segment::Segment;
 
 use super::salvage::{Kept, salvage};
@@ -121,12 +121,13 @@ impl std::error::Error for LiveError {
     }
 }
 
-/// Records a clip from `camera` into `recording`, triggered at `trigger`. `control` stops or
+/// Records a clip from `camera` (through the ring's seam) into `recording`, triggered at
+/// `trigger`. `control` stops or
 /// extends it (what was recorded is always finalized). When the camera is down, the clip
 /// waits at most until the requested end for media; with none, it fails with
 /// [`RecordError::NothingCaptured`] and the camera's state as the reason.
-pub async fn record_live(
-    camera: &Camera,
+pub async fn record_live<F: Feed + ?Sized>(
+    camera: &F,
     mut recording: Recording,
     trigger: Instant,
     request: ClipRequest,
@@ -135,7 +136,7 @@ pub async fn record_live(
 ) -> Result<LiveClip, LiveError> {
     // Each part is to reach the file as soon as it is complete: a crash then loses at most
     // the part in progress.
-    let closely = camera.follow_closely();
+    let closely = camera.follow();
     // Presentation starts at the requested instant when the ring reaches it; decoding
     // starts at the keyframe before it.
     if let Some(wanted) = trigger.checked_sub(request.lookback) {
@@ -148,11 +149,9 @@ pub async fn record_live(
         let mut updates = camera.subscribe();
         let deadline = Instant::now() + PART_WAIT;
         loop {
-            let newest_end = camera.ring().newest_end();
+            let newest_end = camera.newest_end();
             let now = Instant::now();
-            if newest_end.is_none_or(|end| end >= wanted)
-                || now >= deadline
-                || !camera.status().connected
+            if newest_end.is_none_or(|end| end >= wanted) || now >= deadline || !camera.state().live
             {
                 break;
             }
@@ -163,13 +162,7 @@ pub async fn record_live(
     // which live media continues. The lookback can be empty while the ring is not (the
     // newest part ended before the requested point, so the part in progress holds it);
     // following from the ring's start would then take the whole ring as pre-roll.
-    let (lookback, newest) = {
-        let ring = camera.ring();
-        (
-            ring.lookback(trigger, request.lookback),
-            ring.newest_sequence(),
-        )
-    };
+    let (lookback, newest) = camera.lookback(trigger, request.lookback);
     let (tx, rx) = mpsc::unbounded_channel::<Part>();
     let writer = tokio::task::spawn_blocking(move || write_all(recording, rx));
 
@@ -187,13 +180,29 @@ pub async fn record_live(
         preroll: lookback.achieved,
         ..LiveProgress::default()
     };
+    // The ring may already hold the requested end (a trigger in the past, or a feed that
+    // runs ahead of it): the lookback is then cut there like live media.
+    let asked = trigger + request.duration + control.borrow().extended;
+    let mut ended_in_lookback = false;
     for (s, started) in lookback.segments {
+        let starts = started.unwrap_or(trigger);
+        if starts >= asked {
+            ended_in_lookback = true;
+            break;
+        }
+        let seg_end = starts + s.duration_time();
+        report.after_trigger = seg_end.min(asked).saturating_duration_since(trigger);
         report.bytes += s.media_bytes();
+        let last = seg_end >= asked;
         let _ = tx.send(Part {
             segment: s,
             started,
-            until: None,
+            until: last.then_some(asked),
         });
+        if last {
+            ended_in_lookback = true;
+            break;
+        }
     }
     progress(report);
     let mut updates = camera.subscribe();
@@ -202,6 +211,9 @@ pub async fn record_live(
     let mut stopped_at: Option<Instant> = None;
     let mut controlled = true;
     let cut_short = loop {
+        if ended_in_lookback {
+            break None;
+        }
         if tx.is_closed() {
             // The writer gave up (its error is reported below).
             break None;
@@ -217,7 +229,7 @@ pub async fn record_live(
                 .filter(|at| *at < asked)
                 .map(|_| "stopped".to_owned())
         };
-        let fresh = camera.ring().since(last.unwrap_or(0));
+        let fresh = camera.since(last.unwrap_or(0));
         let mut done = false;
         for (s, started) in fresh {
             if let Some(l) = last
@@ -257,17 +269,17 @@ pub async fn record_live(
         if done {
             break stop_reason();
         }
-        let status = camera.status();
+        let status = camera.state();
         if status.ended {
             break Some("the source ended".to_owned());
         }
-        if stopped_at.is_some() && !status.connected {
+        if stopped_at.is_some() && !status.live {
             // Nothing more will come for the part in progress.
             break stop_reason();
         }
         // A connected camera still owes the segment holding `end` (it arrives when the next
         // keyframe closes it); a camera that is down owes nothing, so the clip ends at `end`.
-        let deadline = if status.connected {
+        let deadline = if status.live {
             end + SEGMENT_SLACK
         } else {
             end
@@ -334,15 +346,15 @@ pub async fn record_live(
     }
 }
 
-fn down_reason(camera: &str, status: &crate::camera::CameraStatus, asked: Duration) -> String {
-    if status.connected {
+fn down_reason(camera: &str, status: &FeedState, asked: Duration) -> String {
+    if status.live {
         return format!("no media from camera {camera} in time");
     }
     let why = status
         .last_error
         .as_deref()
         .unwrap_or("it has not connected yet");
-    if status.frames > 0 {
+    if status.streamed {
         // It was streaming, then stalled or dropped, and is not back.
         return format!(
             "camera {camera} stopped streaming and was not back by the end of the requested \
@@ -386,5 +398,148 @@ fn join_error(e: tokio::task::JoinError) -> RecordError {
         op: "running the writer for",
         path: PathBuf::new(),
         source: std::io::Error::other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::recorder::ClipOptions;
+    use crate::ring::{Following, Lookback, Ring, RingLimits};
+    use crate::segmenter::{HygieneOptions, Segmenter, SegmenterOptions};
+    use crate::source::{Pace, Source, SourceEvent, demo_source};
+
+    /// A feed held in memory: the ring filled beforehand, the state set by the test.
+    struct MemoryFeed {
+        ring: Mutex<Ring>,
+        state: FeedState,
+        updates: watch::Sender<u64>,
+    }
+
+    impl Feed for MemoryFeed {
+        fn name(&self) -> &str {
+            "memory"
+        }
+        fn lookback(&self, trigger: Instant, lookback: Duration) -> (Lookback, Option<u64>) {
+            let ring = self.ring.lock().unwrap();
+            (ring.lookback(trigger, lookback), ring.newest_sequence())
+        }
+        fn newest_end(&self) -> Option<Instant> {
+            self.ring.lock().unwrap().newest_end()
+        }
+        fn since(&self, sequence: u64) -> Vec<(Arc<Segment>, Option<Instant>)> {
+            self.ring.lock().unwrap().since(sequence)
+        }
+        fn state(&self) -> FeedState {
+            self.state.clone()
+        }
+        fn subscribe(&self) -> watch::Receiver<u64> {
+            self.updates.subscribe()
+        }
+        fn follow(&self) -> Following {
+            Following::new(())
+        }
+    }
+
+    /// The demo camera's first `seconds`, as parts with the instants a camera would have
+    /// delivered them at, from now on.
+    async fn demo_feed(seconds: f64, state: FeedState) -> (MemoryFeed, Instant) {
+        let mut source = demo_source(Pace::Fast).expect("demo");
+        let start = Instant::now();
+        let mut segmenter =
+            Segmenter::new(1, 1, SegmenterOptions::default(), HygieneOptions::default());
+        let mut ring = Ring::new(RingLimits {
+            seconds: Duration::from_secs(60),
+            bytes: 1 << 30,
+        });
+        while let Some(event) = source.next().await.expect("demo reads") {
+            match event {
+                SourceEvent::Params(p) => {
+                    if let Some(s) = segmenter.set_params(p).expect("params") {
+                        ring.push(Arc::new(s));
+                    }
+                }
+                SourceEvent::Frame(f) => {
+                    let past = f.received.duration_since(start).as_secs_f64() > seconds;
+                    for s in segmenter.push(f).expect("frame") {
+                        ring.push(Arc::new(s));
+                    }
+                    if past {
+                        break;
+                    }
+                }
+                SourceEvent::Lost(_) => {}
+            }
+        }
+        let (updates, _) = watch::channel(0);
+        let feed = MemoryFeed {
+            ring: Mutex::new(ring),
+            state,
+            updates,
+        };
+        (feed, start)
+    }
+
+    async fn record(
+        feed: &MemoryFeed,
+        trigger: Instant,
+        lookback: f64,
+        duration: f64,
+    ) -> (tempfile::TempDir, Result<LiveClip, LiveError>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let recording =
+            Recording::create(dir.path().join("clip.mp4"), ClipOptions::default()).unwrap();
+        let (_control, watching) = watch::channel(ClipControl::default());
+        let request = ClipRequest {
+            duration: Duration::from_secs_f64(duration),
+            lookback: Duration::from_secs_f64(lookback),
+        };
+        let result = record_live(feed, recording, trigger, request, watching, &mut |_| {}).await;
+        (dir, result)
+    }
+
+    /// A clip from a feed that already holds all it needs: the lookback and the requested
+    /// end, each within a frame (the demo runs at 25 fps).
+    #[tokio::test]
+    async fn a_clip_from_an_in_memory_feed_starts_and_ends_where_asked() {
+        let live = FeedState {
+            live: true,
+            streamed: true,
+            ..FeedState::default()
+        };
+        let (feed, start) = demo_feed(6.0, live).await;
+        let trigger = start + Duration::from_secs(4);
+        let (_dir, result) = record(&feed, trigger, 2.0, 1.0).await;
+        let clip = result.expect("the clip is recorded");
+        let frame = 0.041;
+        assert!((clip.preroll.as_secs_f64() - 2.0).abs() < frame, "{clip:?}");
+        let duration = clip.summary.duration.as_secs_f64();
+        assert!((duration - 3.0).abs() < frame, "{clip:?}");
+        assert_eq!(clip.cut_short, None);
+        assert_eq!(clip.lost_segments, 0);
+    }
+
+    /// A feed that went down before the requested end: the clip keeps what came, and says
+    /// why it is short in the feed's own words.
+    #[tokio::test]
+    async fn a_clip_from_a_feed_that_went_down_says_why_it_is_short() {
+        let down = FeedState {
+            live: false,
+            streamed: true,
+            ended: false,
+            last_error: Some("connection reset by the camera".into()),
+        };
+        let (feed, start) = demo_feed(3.0, down).await;
+        let trigger = start + Duration::from_secs(2);
+        let (_dir, result) = record(&feed, trigger, 1.0, 3.0).await;
+        let clip = result.expect("what came is kept");
+        let why = clip.cut_short.expect("cut short");
+        assert!(
+            why.contains("stopped streaming") && why.contains("connection reset by the camera"),
+            "{why}"
+        );
+        assert!(clip.summary.duration.as_secs_f64() < 3.0);
     }
 }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::segment::Segment;
 
+mod feed;
+pub use feed::{Feed, FeedState, Following};
+
 /// How long after the newest part ended a requested point may lie and still be taken as the
 /// continuation of that part's stream: the part in progress (up to the segmenter's part
 /// duration, 0.5 s by default) plus the ingest tick and some slack. A point further away

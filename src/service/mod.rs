@@ -204,7 +204,7 @@ impl Service {
             lookback: order.lookback,
         };
         tokio::spawn(async move {
-            let result = record_live(&camera, recording, trigger, request, control, &mut |p| {
+            let result = record_live(&*camera, recording, trigger, request, control, &mut |p| {
                 task_clip.progress(p)
             })
             .await;
