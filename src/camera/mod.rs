@@ -77,9 +77,24 @@ pub struct CameraStatus {
     pub lost_packets: u64,
 }
 
+/// A change in a camera's connection, as it happens (for the service's events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraChange {
+    /// Streaming, with these tracks as clips store them.
+    Connected { stream_id: u64, tracks: Vec<String> },
+    /// The tracks changed while streaming (codec, resolution, audio).
+    TracksChanged { tracks: Vec<String> },
+    /// The connection ended (or never came up); `ended`: nothing more will come.
+    Disconnected { reason: String, ended: bool },
+}
+
+/// How many changes a slow listener may fall behind by before it misses some.
+const CHANGES_KEPT: usize = 64;
+
 #[derive(Debug)]
 struct Shared {
     name: String,
+    changes: tokio::sync::broadcast::Sender<CameraChange>,
     ring: Mutex<Ring>,
     status: Mutex<CameraStatus>,
     /// The newest sequence in the ring; bumped (also without a new segment) on status changes
@@ -132,6 +147,7 @@ impl Camera {
         let (updates, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             name: options.name.clone(),
+            changes: tokio::sync::broadcast::channel(CHANGES_KEPT).0,
             ring: Mutex::new(Ring::new(options.ring)),
             status: Mutex::new(CameraStatus::default()),
             updates,
@@ -163,6 +179,22 @@ impl Camera {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.updates.subscribe()
     }
+
+    /// Connects, disconnects and track changes from now on.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<CameraChange> {
+        self.shared.changes.subscribe()
+    }
+}
+
+/// The tracks as clips store them, one line each (`"H.264 1920x1080"`, `"AAC"`).
+fn track_lines(params: &[TrackParams]) -> Vec<String> {
+    params
+        .iter()
+        .map(|p| match p.kind {
+            crate::mp4::TrackKind::Video => format!("{} {}x{}", p.codec, p.width, p.height),
+            _ => p.codec.to_string(),
+        })
+        .collect()
 }
 
 impl Feed for Camera {
@@ -225,14 +257,15 @@ async fn run(shared: Arc<Shared>, options: CameraOptions) {
                 ),
             )),
         };
-        {
-            let mut st = lock(&shared.status);
-            st.connected = false;
-        }
+        let was_connected = std::mem::replace(&mut lock(&shared.status).connected, false);
         backoff.connection_ended(started.elapsed(), next_sequence > first_sequence);
         let error = match result {
             Ok(()) if options.source.is_finite() => {
                 tracing::info!(camera = %shared.name, "source ended");
+                let _ = shared.changes.send(CameraChange::Disconnected {
+                    reason: "the source ended".to_owned(),
+                    ended: true,
+                });
                 lock(&shared.status).ended = true;
                 shared.updates.send_modify(|_| {});
                 return;
@@ -242,8 +275,17 @@ async fn run(shared: Arc<Shared>, options: CameraOptions) {
         };
         failures += 1;
         let reason = error.to_string();
-        if (options.source.is_finite() || options.give_up_when_persistent) && error.is_persistent()
-        {
+        let ended = (options.source.is_finite() || options.give_up_when_persistent)
+            && error.is_persistent();
+        // Told when a connection ends, or when the reason it cannot connect changes; not
+        // at every retry.
+        if was_connected || ended || last_reason.as_deref() != Some(reason.as_str()) {
+            let _ = shared.changes.send(CameraChange::Disconnected {
+                reason: reason.clone(),
+                ended,
+            });
+        }
+        if ended {
             // A file played once that can never be read (not a format preroll reads, no
             // video in it), or a one-off recording from a camera that refuses it: another
             // attempt fails the same way, so the camera ends here with the reason, and
@@ -292,6 +334,7 @@ async fn run_stream(
         options.segmenter.clone(),
         options.hygiene.clone(),
     );
+    let mut announced = false;
     let result = loop {
         let event = match source.next().await {
             Ok(Some(e)) => e,
@@ -300,7 +343,19 @@ async fn run_stream(
         };
         match event {
             SourceEvent::Params(params) => {
-                lock(&shared.status).params = params.clone();
+                let tracks = track_lines(&params);
+                let before = std::mem::replace(&mut lock(&shared.status).params, params.clone());
+                // The first tracks of a connection announce it; later ones are a change.
+                let change = if announced {
+                    (track_lines(&before) != tracks)
+                        .then_some(CameraChange::TracksChanged { tracks })
+                } else {
+                    announced = true;
+                    Some(CameraChange::Connected { stream_id, tracks })
+                };
+                if let Some(change) = change {
+                    let _ = shared.changes.send(change);
+                }
                 match segmenter.set_params(params) {
                     Ok(closed) => publish(shared, closed),
                     Err(e) => {

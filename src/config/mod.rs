@@ -43,6 +43,9 @@ pub struct ApiConfig {
     pub header_timeout: Duration,
     /// Clips recording or finalizing at once; more are refused (429).
     pub max_clips_recording: usize,
+    /// How often `GET /api/events` sends a comment when there is no event, so proxies and
+    /// clients see the stream alive.
+    pub events_heartbeat: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +165,7 @@ impl Config {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 max_clips_recording: DEFAULT_MAX_CLIPS_RECORDING,
+                events_heartbeat: DEFAULT_EVENTS_HEARTBEAT,
             },
             storage: StorageConfig {
                 recordings: PathBuf::from("recordings"),
@@ -187,6 +191,7 @@ const DEFAULT_MAX_BODY: usize = 16 * 1024;
 /// descriptor limit (1024 by default, shared with cameras and clips).
 const DEFAULT_MAX_CONNECTIONS: usize = 256;
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Far more than cameras trigger at once; each clip in progress holds a thread and a file.
 const DEFAULT_MAX_CLIPS_RECORDING: usize = 64;
 
@@ -245,6 +250,9 @@ fn read_api(
     let header_timeout = f
         .seconds("header_timeout", 0.1..=3600.0)
         .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs_f64);
+    let events_heartbeat = f
+        .seconds("events_heartbeat", 0.1..=3600.0)
+        .map_or(DEFAULT_EVENTS_HEARTBEAT, Duration::from_secs_f64);
     let max_clips_recording = f
         .integer("max_clips_recording", 1..=4096)
         .map_or(DEFAULT_MAX_CLIPS_RECORDING, |v| v as usize);
@@ -256,6 +264,7 @@ fn read_api(
         max_connections,
         header_timeout,
         max_clips_recording,
+        events_heartbeat,
     })
 }
 

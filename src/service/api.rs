@@ -39,6 +39,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/clips/{id}/stop", post(stop_clip))
         .route("/api/clips/{id}/extend", post(extend_clip))
         .route("/api/clips/{id}/file", get(clip_file))
+        .route("/api/events", get(super::events::sse::events))
         .route_layer(middleware::from_fn_with_state(
             service.clone(),
             require_token,
@@ -56,6 +57,12 @@ pub fn router(service: Arc<Service>) -> Router {
 
 /// An error as every route returns it: a status and `{"error": "..."}`.
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        error(StatusCode::BAD_REQUEST, message)
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -186,6 +193,25 @@ struct ClipBody {
     duration: Option<f64>,
     #[serde(default, deserialize_with = "not_null")]
     lookback: Option<f64>,
+    #[serde(default, deserialize_with = "not_null")]
+    request_id: Option<String>,
+}
+
+/// Longest `request_id` taken (it is echoed on every event of the clip).
+const MAX_REQUEST_ID: usize = 128;
+
+fn request_id(v: Option<String>) -> Result<Option<String>, ApiError> {
+    match v {
+        Some(id) if id.is_empty() || id.chars().count() > MAX_REQUEST_ID => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("request_id must be 1 to {MAX_REQUEST_ID} characters"),
+        )),
+        Some(id) if id.chars().any(char::is_control) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "request_id must not contain control characters",
+        )),
+        v => Ok(v),
+    }
 }
 
 #[derive(Deserialize)]
@@ -204,6 +230,7 @@ async fn create_clip(
         filename: b.filename,
         duration: seconds("duration", b.duration.unwrap_or(DEFAULT_DURATION), false)?,
         lookback: seconds("lookback", b.lookback.unwrap_or(DEFAULT_LOOKBACK), true)?,
+        request_id: request_id(b.request_id)?,
     };
     let clip = service.start_clip(&camera, order).await?;
     let view = clip.view();

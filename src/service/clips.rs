@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::events::EventKind;
 use super::history::{History, HistoryError};
 use crate::recorder::Kept;
 use crate::recorder::live::{ClipControl, LiveClip, LiveError, LivePhase, LiveProgress};
@@ -76,6 +77,9 @@ pub struct ClipView {
     pub error: Option<String>,
     /// It was an interrupted recording salvaged at start.
     pub recovered: bool,
+    /// The id the trigger carried (API or MQTT), echoed on the clip's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// One clip: its view and, while recording, its control.
@@ -85,6 +89,8 @@ pub struct Clip(Mutex<ClipEntry>);
 #[derive(Debug)]
 struct ClipEntry {
     view: ClipView,
+    /// `clip.recording` was announced (on the first progress report).
+    announced: bool,
     /// How stop and extend reach the recording; dropped once the clip is final, as a watch
     /// channel is the largest part of what the registry keeps for each clip.
     control: Option<watch::Sender<ClipControl>>,
@@ -117,6 +123,7 @@ impl Clip {
     fn from_history(view: ClipView) -> Arc<Clip> {
         Arc::new(Clip(Mutex::new(ClipEntry {
             view,
+            announced: true,
             control: None,
         })))
     }
@@ -131,7 +138,7 @@ impl Clip {
 
     /// Ends recording now; the clip is then finalized with what it has.
     pub fn stop(&self) -> Result<ClipView, NotRecording> {
-        let ClipEntry { view, control } = &*lock(&self.0);
+        let ClipEntry { view, control, .. } = &*lock(&self.0);
         match control {
             Some(c) if view.state == ClipState::Recording => {
                 c.send_modify(|c| c.stop = true);
@@ -143,7 +150,7 @@ impl Clip {
 
     /// Records `seconds` more than asked so far, up to [`MAX_CLIP_SECONDS`] after the trigger.
     pub fn extend(&self, seconds: Duration) -> Result<ClipView, ExtendRefused> {
-        let ClipEntry { view, control } = &mut *lock(&self.0);
+        let ClipEntry { view, control, .. } = &mut *lock(&self.0);
         match control {
             Some(c) if view.state == ClipState::Recording && !c.borrow().stop => {
                 let total = view.requested_duration + seconds.as_secs_f64();
@@ -158,17 +165,29 @@ impl Clip {
         }
     }
 
-    pub fn progress(&self, p: LiveProgress) {
-        let view = &mut lock(&self.0).view;
+    /// Takes a progress report; returns the event it makes, if any: `clip.recording` on the
+    /// first (the pre-roll is taken), `clip.finalizing` when recording ends.
+    pub fn progress(&self, p: LiveProgress) -> Option<(EventKind, ClipView)> {
+        let entry = &mut *lock(&self.0);
+        let view = &mut entry.view;
         view.preroll = p.preroll.as_secs_f64();
         view.duration = (p.preroll + p.after_trigger).as_secs_f64();
         view.bytes = p.bytes;
         if p.phase == LivePhase::Finalizing && view.state == ClipState::Recording {
             view.state = ClipState::Finalizing;
+            entry.announced = true;
+            return Some((EventKind::ClipFinalizing, view.clone()));
         }
+        if !entry.announced {
+            entry.announced = true;
+            return Some((EventKind::ClipRecording, view.clone()));
+        }
+        None
     }
 
-    pub fn finished(&self, result: &Result<LiveClip, LiveError>) {
+    /// Takes the recording's outcome; returns the event it makes (`clip.done` or
+    /// `clip.failed`) with the final view.
+    pub fn finished(&self, result: &Result<LiveClip, LiveError>) -> (EventKind, ClipView) {
         let mut entry = lock(&self.0);
         entry.control = None;
         let view = &mut entry.view;
@@ -203,6 +222,11 @@ impl Clip {
                 }
             }
         }
+        let kind = match view.state {
+            ClipState::Done => EventKind::ClipDone,
+            _ => EventKind::ClipFailed,
+        };
+        (kind, view.clone())
     }
 }
 
@@ -213,6 +237,7 @@ pub struct NewClip {
     pub trigger: SystemTime,
     pub lookback: Duration,
     pub duration: Duration,
+    pub request_id: Option<String>,
 }
 
 /// Every clip by id.
@@ -269,6 +294,7 @@ impl Clips {
             ended_early: None,
             error: None,
             recovered: false,
+            request_id: new.request_id,
         };
         let (control, receiver) = watch::channel(ClipControl::default());
         (self.insert(view, Some(control)), receiver)
@@ -300,10 +326,9 @@ impl Clips {
             ended_early: None,
             error,
             recovered: true,
+            request_id: None,
         };
-        let clip = self.insert(view, None);
-        self.settle(&clip);
-        clip
+        self.insert(view, None)
     }
 
     /// Moves a clip that has become final from memory to the history; if the history cannot
@@ -328,7 +353,12 @@ impl Clips {
     }
 
     fn insert(&self, view: ClipView, control: Option<watch::Sender<ClipControl>>) -> Arc<Clip> {
-        let clip = Arc::new(Clip(Mutex::new(ClipEntry { view, control })));
+        let announced = control.is_none();
+        let clip = Arc::new(Clip(Mutex::new(ClipEntry {
+            view,
+            announced,
+            control,
+        })));
         let mut inner = lock(&self.inner);
         inner.order.push_back(clip.clone());
         // Forget the oldest finished clips beyond the limit (never one still recording).
@@ -408,6 +438,7 @@ mod tests {
             trigger: SystemTime::UNIX_EPOCH,
             lookback: Duration::from_secs(1),
             duration: Duration::from_secs(2),
+            request_id: None,
         }
     }
 

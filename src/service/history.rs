@@ -314,6 +314,7 @@ mod tests {
             ended_early: None,
             error: (state == ClipState::Failed).then(|| "no media".into()),
             recovered: false,
+            request_id: None,
         }
     }
 

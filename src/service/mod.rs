@@ -1,11 +1,13 @@
 //! `preroll serve`: every configured camera ingesting all the time, clips on request over
 //! an HTTP API, metrics, and recovery of clips a crash left unfinished.
 
-mod api;
+pub(crate) mod api;
 mod clips;
 mod download;
+pub mod events;
 mod history;
 mod http;
+mod listeners;
 mod metrics;
 mod observe;
 mod paths;
@@ -22,6 +24,8 @@ use crate::config::{CameraConfig, Config};
 use crate::recorder::live::{ClipRequest, record_live};
 use crate::recorder::{ClipOptions, RecordError, Recording};
 use crate::source::Transport;
+
+use events::{EventBody, EventBus, EventKind};
 
 pub use clips::{Clip, ClipState, ClipView, Clips};
 pub use history::History;
@@ -41,6 +45,8 @@ pub struct ServiceMetrics {
     pub clips_done: AtomicU64,
     pub clips_failed: AtomicU64,
     pub clips_recovered: AtomicU64,
+    /// Events published, by kind (in the order of [`EventKind::ALL`]).
+    pub events: [AtomicU64; EventKind::ALL.len()],
 }
 
 /// Everything a running service shares between its API and its clip tasks.
@@ -50,6 +56,10 @@ pub struct Service {
     pub cameras: Vec<ServiceCamera>,
     pub clips: Clips,
     pub metrics: ServiceMetrics,
+    /// Every clip, camera and service event, to every consumer.
+    pub events: Arc<EventBus>,
+    /// The id of the last event the clip history has handled (shutdown waits for it).
+    history_done: watch::Sender<u64>,
     shutting_down: AtomicBool,
     /// Clips not yet final; shutdown waits for this to reach 0.
     active: watch::Sender<usize>,
@@ -86,6 +96,8 @@ pub struct ClipOrder {
     pub filename: Option<String>,
     pub duration: Duration,
     pub lookback: Duration,
+    /// Echoed on the clip's events.
+    pub request_id: Option<String>,
 }
 
 impl Service {
@@ -115,16 +127,26 @@ impl Service {
                 None
             }
         };
-        Ok(Arc::new(Service {
+        let events = Arc::new(EventBus::default());
+        let service = Arc::new(Service {
             config,
             dirs,
             cameras,
             clips: Clips::new(history),
             metrics: ServiceMetrics::default(),
+            history_done: watch::channel(events.next_id().saturating_sub(1)).0,
+            events,
             shutting_down: AtomicBool::new(false),
             active,
             _ingest: ingest,
-        }))
+        });
+        listeners::start(&service);
+        Ok(service)
+    }
+
+    /// Publishes an event of a clip.
+    fn clip_event(&self, kind: EventKind, view: ClipView) {
+        self.events.publish(EventBody::clip(kind, view));
     }
 
     pub fn camera(&self, name: &str) -> Option<&ServiceCamera> {
@@ -195,8 +217,10 @@ impl Service {
             trigger: trigger_wall,
             lookback: order.lookback,
             duration: order.duration,
+            request_id: order.request_id.clone(),
         });
         self.active.send_modify(|n| *n += 1);
+        self.clip_event(EventKind::ClipCreated, clip.view());
         let service = self.clone();
         let task_clip = clip.clone();
         let request = ClipRequest {
@@ -205,23 +229,18 @@ impl Service {
         };
         tokio::spawn(async move {
             let result = record_live(&*camera, recording, trigger, request, control, &mut |p| {
-                task_clip.progress(p)
+                if let Some((kind, view)) = task_clip.progress(p) {
+                    service.clip_event(kind, view);
+                }
             })
             .await;
-            task_clip.finished(&result);
-            let view = task_clip.view();
-            let settled = {
-                let (service, clip) = (service.clone(), task_clip.clone());
-                tokio::task::spawn_blocking(move || service.clips.settle(&clip))
-            };
-            if let Err(e) = settled.await {
-                tracing::warn!(clip = %view.id, "writing the clip to the history: {e}");
-            }
+            let (kind, view) = task_clip.finished(&result);
+            // The history takes the final clip from the event (see `listeners`).
+            service.clip_event(kind, view.clone());
             match &result {
                 Ok(done) => {
                     service.metrics.finalize.observe(done.finalize_time);
                     service.metrics.fsync.observe(done.summary.sync_time);
-                    service.metrics.clips_done.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         camera = %camera.name(),
                         clip = %view.id,
@@ -233,7 +252,6 @@ impl Service {
                     );
                 }
                 Err(e) => {
-                    service.metrics.clips_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(camera = %camera.name(), clip = %view.id, "clip failed: {e}");
                 }
             }
@@ -250,7 +268,17 @@ impl Service {
             let _ = clip.stop();
         }
         let mut active = self.active.subscribe();
-        tokio::time::timeout(limit, active.wait_for(|n| *n == 0))
+        let deadline = tokio::time::Instant::now() + limit;
+        if tokio::time::timeout_at(deadline, active.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        // The last clips' events reach the history before the service exits.
+        let last = self.events.next_id().saturating_sub(1);
+        let mut history = self.history_done.subscribe();
+        tokio::time::timeout_at(deadline, history.wait_for(|done| *done >= last))
             .await
             .is_ok()
     }
@@ -295,6 +323,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // A line for scripts (and tests) that start the service on port 0.
     println!("preroll: listening on http://{addr}");
+    service
+        .events
+        .publish(EventBody::new(EventKind::ServiceStarted));
     // The service runs for months: memory freed after reconnects and clips goes back.
     let releasing = tokio::spawn(crate::memory::release_free_periodically());
 
@@ -303,6 +334,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         async move {
             let why = crate::signals::stop_requested().await;
             tracing::info!("{why}: finishing the clips in progress, then exiting");
+            service.events.publish(EventBody {
+                reason: Some(why.to_string()),
+                ..EventBody::new(EventKind::ServiceStopping)
+            });
             service.shutting_down.store(true, Ordering::SeqCst);
             for clip in service.clips.in_memory() {
                 let _ = clip.stop();
@@ -360,12 +395,12 @@ impl Service {
                         cut_bytes = r.cut_bytes,
                         "recovered an interrupted clip"
                     );
-                    self.metrics.clips_recovered.fetch_add(1, Ordering::Relaxed);
                     self.metrics.fsync.observe(r.summary.sync_time);
-                    self.clips.add_recovered(
+                    let clip = self.clips.add_recovered(
                         r.summary.path.clone(),
                         Ok((r.summary.duration, r.summary.bytes)),
                     );
+                    self.clip_event(EventKind::ClipRecovered, clip.view());
                 }
                 Err(e @ crate::recorder::RecoverError::Empty { .. }) => {
                     // Nothing was lost: the recording had no complete fragment yet.
@@ -376,7 +411,8 @@ impl Service {
                 }
                 Err(e) => {
                     tracing::warn!(partial = %partial.display(), "could not recover: {e}");
-                    self.clips.add_recovered(partial, Err(e.to_string()));
+                    let clip = self.clips.add_recovered(partial, Err(e.to_string()));
+                    self.clip_event(EventKind::ClipFailed, clip.view());
                 }
             }
         }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::mp4::TrackKind;
 
+use super::events::EventKind;
 use super::metrics::{Exposition, label};
 use super::{Service, ServiceCamera};
 
@@ -210,6 +211,22 @@ pub fn metrics_page(service: &Service) -> String {
         "Interrupted clips salvaged and finalized at start.",
         m.clips_recovered.load(Ordering::Relaxed) as f64,
     );
+    e.family("events_total", "counter", "Events published, by kind.");
+    for (kind, n) in EventKind::ALL.iter().zip(&m.events) {
+        e.sample(
+            "events_total",
+            &label("kind", kind.name()),
+            n.load(Ordering::Relaxed) as f64,
+        );
+    }
+    e.family(
+        "events_lost_total",
+        "counter",
+        "Events a consumer missed because it fell behind by more than the events kept.",
+    );
+    for (consumer, n) in service.events.lost() {
+        e.sample("events_lost_total", &label("consumer", consumer), n as f64);
+    }
     e.histogram(
         "finalize_seconds",
         "From the end of recording to the clip being durable under its name.",

@@ -302,3 +302,111 @@ pub fn read(path: &Path) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     v
 }
+
+/// `GET /api/events` read as it arrives, over a plain socket (HTTP/1.0, so the body is the
+/// raw event stream until the connection closes). Dropping it closes the connection.
+pub struct EventStream {
+    events: mpsc::Receiver<Value>,
+    socket: std::net::TcpStream,
+    /// The status line and headers of the answer.
+    pub head: String,
+}
+
+impl Service {
+    /// Opens the event stream at `path_and_query` (`/api/events?...`), with `Last-Event-ID`
+    /// when given.
+    pub fn events(&self, path_and_query: &str, last_id: Option<u64>) -> EventStream {
+        use std::io::Write;
+        let host = self.base.trim_start_matches("http://");
+        let mut socket = std::net::TcpStream::connect(host).expect("connect");
+        let resume = last_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+        write!(
+            socket,
+            "GET {path_and_query} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Accept: text/event-stream\r\n{resume}\r\n"
+        )
+        .expect("send request");
+        let mut reader = BufReader::new(socket.try_clone().expect("clone"));
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let (mut id, mut data) = (None::<u64>, String::new());
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                } else if line.is_empty() && !data.is_empty() {
+                    let event: Value = serde_json::from_str(&data)
+                        .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data}"));
+                    assert_eq!(event["id"].as_u64(), id, "SSE id and event id differ");
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                    data.clear();
+                }
+            }
+        });
+        EventStream {
+            events: rx,
+            socket,
+            head,
+        }
+    }
+}
+
+impl EventStream {
+    /// The next event; panics after `limit`.
+    #[track_caller]
+    pub fn next(&self, limit: Duration) -> Value {
+        self.events
+            .recv_timeout(limit)
+            .unwrap_or_else(|e| panic!("no event within {limit:?}: {e}"))
+    }
+
+    /// Events until (and including) the first for which `done` holds; panics after `limit`.
+    #[track_caller]
+    pub fn until(&self, limit: Duration, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let start = Instant::now();
+        let mut got = Vec::new();
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    let last = done(&e);
+                    got.push(e);
+                    if last {
+                        return got;
+                    }
+                }
+                Err(e) => panic!("stream ended or timed out ({e}) after: {got:#?}"),
+            }
+        }
+    }
+
+    /// Events that arrive within `wait`.
+    pub fn drain(&self, wait: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while let Ok(e) = self
+            .events
+            .recv_timeout(wait.saturating_sub(start.elapsed()))
+        {
+            got.push(e);
+        }
+        got
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
