@@ -259,7 +259,7 @@ fn parse_trak(trak: BoxRef<'_>, raw: &Bytes, base: u64) -> Result<TrackInfo> {
         let codec = detect_codec(b)?;
         sample_entries.push(SampleEntry {
             format: b.kind,
-            bytes: slice_of(raw, base, b),
+            bytes: with_explicit_size(slice_of(raw, base, b)),
             codec,
         });
     }
@@ -310,6 +310,20 @@ fn slice_of(raw: &Bytes, base: u64, b: BoxRef<'_>) -> Bytes {
     // `b` was read out of `raw`, so its offset lies inside it.
     let start = (b.offset - base) as usize;
     raw.slice(start..start + b.size() as usize)
+}
+
+/// A box whose size field says "to the end of its parent" (0), stated with its real size:
+/// copied into a clip, a sample entry may have another written after it (a codec change),
+/// which it would otherwise swallow (found by the clip_writer fuzz target).
+fn with_explicit_size(b: Bytes) -> Bytes {
+    match u32::try_from(b.len()) {
+        Ok(len) if b.len() >= 8 && b[..4] == [0, 0, 0, 0] => {
+            let mut v = b.to_vec();
+            v[..4].copy_from_slice(&len.to_be_bytes());
+            Bytes::from(v)
+        }
+        _ => b,
+    }
 }
 
 fn parse_elst(elst: BoxRef<'_>) -> Result<EditShift> {
@@ -421,4 +435,28 @@ fn descriptor_len(f: &mut super::Fields<'_>) -> Result<u32> {
         }
     }
     Err(f.error("descriptor length longer than four bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample entry sized "to the end of the stsd" is kept with its real size.
+    #[test]
+    fn a_sample_entry_sized_to_the_end_gets_its_real_size() {
+        let mut avc1 = vec![0u8; 86];
+        avc1[4..8].copy_from_slice(b"avc1");
+        let init = crate::segmenter::build_init(&[crate::source::TrackParams {
+            kind: TrackKind::Video,
+            codec: Codec::H264,
+            timescale: 90_000,
+            sample_entry: Bytes::from(avc1),
+            width: 2,
+            height: 2,
+        }])
+        .expect("an init with a size-0 sample entry reads");
+        let entry = &init.tracks[0].sample_entries[0].bytes;
+        assert_eq!(entry.len(), 86);
+        assert_eq!(entry[..8], [0, 0, 0, 86, b'a', b'v', b'c', b'1']);
+    }
 }
