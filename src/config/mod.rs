@@ -4,6 +4,7 @@
 //! starts; see `preroll.example.toml` for every key.
 
 mod table;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use crate::source::{Pace, SourceErrorKind, SourceSpec, Transport};
 
 use table::Fields;
 pub use table::Problem;
+pub use webhooks::{Secret, WebhookConfig};
 
 /// The environment variable the API token is read from when the file does not set one.
 pub const TOKEN_ENV: &str = "PREROLL_TOKEN";
@@ -28,6 +30,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub storage: StorageConfig,
     pub cameras: Vec<CameraConfig>,
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,16 +140,19 @@ impl Config {
         let api = fields.table("api");
         let storage = fields.table("storage");
         let cameras = fields.array("cameras");
+        let webhooks = fields.array("webhooks");
         fields.finish();
 
         let api = read_api(api, env, &mut problems);
         let storage = read_storage(storage, base, &mut problems);
         let cameras = read_cameras(cameras, base, &mut problems);
+        let webhooks = webhooks::read_webhooks(webhooks, env, &mut problems);
         match (api, storage) {
             (Some(api), Some(storage)) if problems.is_empty() => Ok(Config {
                 api,
                 storage,
                 cameras,
+                webhooks,
             }),
             _ => Err(problems),
         }
@@ -182,6 +188,7 @@ impl Config {
                 connect_timeout: Duration::from_secs(10),
                 stall_timeout: Duration::from_secs(10),
             }],
+            webhooks: Vec::new(),
         }
     }
 }

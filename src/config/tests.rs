@@ -142,3 +142,37 @@ fn the_example_config_is_valid() {
         std::time::Duration::from_secs(15)
     );
 }
+
+#[test]
+fn webhooks_get_names_defaults_and_their_secret_from_the_environment() {
+    let text = format!(
+        "{MINIMAL}\n[[webhooks]]\nurl = \"https://hooks.example.net/p\"\n\n\
+         [[webhooks]]\nname = \"ha\"\nurl = \"http://ha.local:8123/api/webhook/x\"\n\
+         events = [\"clip.done\", \"camera.disconnected\"]\nsecret_env = \"S\"\ntimeout = 3\n"
+    );
+    let env = |k: &str| (k == "S").then(|| "shh".to_owned());
+    let c = Config::parse(&text, Path::new("/"), &env).expect("valid");
+    let [first, ha] = &c.webhooks[..] else {
+        panic!("two webhooks: {:?}", c.webhooks)
+    };
+    assert_eq!(first.name, "webhook-1");
+    assert_eq!(first.events, None);
+    assert_eq!(first.secret, None);
+    assert_eq!(first.retry_for, webhooks::DEFAULT_RETRY_FOR);
+    assert_eq!(ha.name, "ha");
+    assert_eq!(
+        ha.events,
+        Some(vec![
+            crate::service::events::EventKind::ClipDone,
+            crate::service::events::EventKind::CameraDisconnected
+        ])
+    );
+    assert_eq!(ha.secret, Some(Secret("shh".into())));
+    assert_eq!(ha.timeout, Duration::from_secs(3));
+    // The secret never shows in debug output.
+    assert!(!format!("{c:?}").contains("shh"));
+    // Two with one name.
+    let twice = format!("{text}\n[[webhooks]]\nname = \"ha\"\nurl = \"http://x/\"\n");
+    let problems = Config::parse(&twice, Path::new("/"), &env).unwrap_err();
+    assert_eq!(keys(&problems), ["webhooks[2].name"]);
+}

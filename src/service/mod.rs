@@ -10,8 +10,10 @@ mod http;
 mod listeners;
 mod metrics;
 mod observe;
+mod outbox;
 mod paths;
 mod time;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,6 +60,8 @@ pub struct Service {
     pub metrics: ServiceMetrics,
     /// Every clip, camera and service event, to every consumer.
     pub events: Arc<EventBus>,
+    /// Each webhook's counters.
+    pub webhooks: Vec<Arc<webhooks::WebhookStats>>,
     /// The id of the last event the clip history has handled (shutdown waits for it).
     history_done: watch::Sender<u64>,
     shutting_down: AtomicBool,
@@ -127,6 +131,11 @@ impl Service {
                 None
             }
         };
+        let hooks = config
+            .webhooks
+            .iter()
+            .map(|h| webhooks::Webhook::open(h.clone(), &dirs.recordings))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let events = Arc::new(EventBus::default());
         let service = Arc::new(Service {
             config,
@@ -134,6 +143,7 @@ impl Service {
             cameras,
             clips: Clips::new(history),
             metrics: ServiceMetrics::default(),
+            webhooks: hooks.iter().map(|h| h.stats.clone()).collect(),
             history_done: watch::channel(events.next_id().saturating_sub(1)).0,
             events,
             shutting_down: AtomicBool::new(false),
@@ -141,6 +151,9 @@ impl Service {
             _ingest: ingest,
         });
         listeners::start(&service);
+        for hook in hooks {
+            hook.start(&service.events);
+        }
         Ok(service)
     }
 

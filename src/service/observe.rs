@@ -227,6 +227,43 @@ pub fn metrics_page(service: &Service) -> String {
     for (consumer, n) in service.events.lost() {
         e.sample("events_lost_total", &label("consumer", consumer), n as f64);
     }
+    type HookField = fn(&super::webhooks::WebhookStats) -> &std::sync::atomic::AtomicU64;
+    let per_webhook: [(&str, &str, &str, HookField); 4] = [
+        (
+            "webhook_delivered_total",
+            "counter",
+            "Events a webhook's endpoint accepted (2xx).",
+            |w| &w.delivered,
+        ),
+        (
+            "webhook_failed_attempts_total",
+            "counter",
+            "Delivery attempts that failed (no answer, or not 2xx); each is retried.",
+            |w| &w.failed_attempts,
+        ),
+        (
+            "webhook_given_up_total",
+            "counter",
+            "Events given up after retry_for, or past the queue's limit.",
+            |w| &w.given_up,
+        ),
+        (
+            "webhook_pending",
+            "gauge",
+            "Events waiting for delivery (kept on disk).",
+            |w| &w.pending,
+        ),
+    ];
+    for (name, kind, help, field) in per_webhook {
+        e.family(name, kind, help);
+        for w in &service.webhooks {
+            e.sample(
+                name,
+                &label("webhook", &w.name),
+                field(w).load(Ordering::Relaxed) as f64,
+            );
+        }
+    }
     e.histogram(
         "finalize_seconds",
         "From the end of recording to the clip being durable under its name.",

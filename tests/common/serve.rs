@@ -74,11 +74,17 @@ impl Service {
 
     /// Starts the service on an existing config file and waits until it listens.
     pub fn start_with(config: &Path) -> Service {
+        Service::start_with_env(config, &[])
+    }
+
+    /// As [`Service::start_with`], with these environment variables set for the service.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_preroll"))
             .args(["serve", "--config"])
             .arg(config)
             .env("PREROLL_LOG", "info")
             .env_remove("PREROLL_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
