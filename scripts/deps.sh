@@ -13,11 +13,12 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # The RTSP server the tests run (tests/support/rtsp_server.py): gst-rtsp-server through
 # Debian's python3-gi, with the encoders, parsers and payloaders its mounts use; and Debian's
-# Chromium, which the browser test runs headless.
+# Chromium, which the browser test runs headless; the MQTT broker the MQTT tests start
+# (tests/mqtt.rs runs its own on a free loopback port, not the system service).
 # python3-venv: the API fuzzer (schemathesis, from PyPI) gets its own environment below.
 for pkg in python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-  gstreamer1.0-libav gstreamer1.0-tools chromium; do
+  gstreamer1.0-libav gstreamer1.0-tools chromium mosquitto mosquitto-clients; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || need+=("$pkg")
 done

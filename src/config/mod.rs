@@ -3,6 +3,7 @@
 //! Every problem is reported with its key path (`cameras[1].transport: …`) before anything
 //! starts; see `preroll.example.toml` for every key.
 
+mod mqtt;
 mod table;
 mod webhooks;
 
@@ -14,6 +15,7 @@ use crate::mp4::Orientation;
 use crate::ring::RingLimits;
 use crate::source::{Pace, SourceErrorKind, SourceSpec, Transport};
 
+pub use mqtt::MqttConfig;
 use table::Fields;
 pub use table::Problem;
 pub use webhooks::{Secret, WebhookConfig};
@@ -31,6 +33,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub cameras: Vec<CameraConfig>,
     pub webhooks: Vec<WebhookConfig>,
+    pub mqtt: Option<MqttConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +83,14 @@ pub struct CameraConfig {
     pub enabled: bool,
     pub connect_timeout: Duration,
     pub stall_timeout: Duration,
+    /// A clip's duration and lookback when its request leaves them out (the API, an empty
+    /// MQTT trigger, Home Assistant's button).
+    pub clip_duration: Duration,
+    pub clip_lookback: Duration,
 }
+
+pub const DEFAULT_CLIP_DURATION: Duration = Duration::from_secs(30);
+pub const DEFAULT_CLIP_LOOKBACK: Duration = Duration::from_secs(5);
 
 /// Everything wrong with a config file.
 #[derive(Debug, Clone)]
@@ -141,18 +151,21 @@ impl Config {
         let storage = fields.table("storage");
         let cameras = fields.array("cameras");
         let webhooks = fields.array("webhooks");
+        let mqtt = fields.table("mqtt");
         fields.finish();
 
         let api = read_api(api, env, &mut problems);
         let storage = read_storage(storage, base, &mut problems);
         let cameras = read_cameras(cameras, base, &mut problems);
         let webhooks = webhooks::read_webhooks(webhooks, env, &mut problems);
+        let mqtt = mqtt::read_mqtt(mqtt, base, env, &mut problems);
         match (api, storage) {
             (Some(api), Some(storage)) if problems.is_empty() => Ok(Config {
                 api,
                 storage,
                 cameras,
                 webhooks,
+                mqtt,
             }),
             _ => Err(problems),
         }
@@ -187,8 +200,11 @@ impl Config {
                 enabled: true,
                 connect_timeout: Duration::from_secs(10),
                 stall_timeout: Duration::from_secs(10),
+                clip_duration: DEFAULT_CLIP_DURATION,
+                clip_lookback: DEFAULT_CLIP_LOOKBACK,
             }],
             webhooks: Vec::new(),
+            mqtt: None,
         }
     }
 }
@@ -447,6 +463,13 @@ fn read_camera(
     let stall_timeout = f
         .seconds("stall_timeout", 1.0..=300.0)
         .map_or(Duration::from_secs(10), Duration::from_secs_f64);
+    let max_clip = crate::service::clips::MAX_CLIP_SECONDS;
+    let clip_duration = f
+        .seconds("clip_duration", 0.001..=max_clip)
+        .map_or(DEFAULT_CLIP_DURATION, Duration::from_secs_f64);
+    let clip_lookback = f
+        .seconds("clip_lookback", 0.0..=max_clip)
+        .map_or(DEFAULT_CLIP_LOOKBACK, Duration::from_secs_f64);
     f.finish();
     Some(CameraConfig {
         name: name?,
@@ -458,6 +481,8 @@ fn read_camera(
         enabled,
         connect_timeout,
         stall_timeout,
+        clip_duration,
+        clip_lookback,
     })
 }
 

@@ -4,7 +4,6 @@
 //! monitoring and load balancers need no secret.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,22 +12,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq;
 
 use super::clips::{ClipView, ExtendRefused, MAX_CLIP_SECONDS, NotRecording};
 use super::history::HistoryError;
 use super::observe::{camera_view, metrics_page};
-use super::{ClipOrder, ClipRefused, PathRefused, Service};
+use super::order::{self, ClipOrder};
+use super::{ClipRefused, PathRefused, Service};
 
 /// The OpenAPI description of this API, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
-
-/// Longest clip (and extension) one request may ask for.
-const MAX_SECONDS: f64 = MAX_CLIP_SECONDS;
-const DEFAULT_DURATION: f64 = 30.0;
-const DEFAULT_LOOKBACK: f64 = 5.0;
 
 pub fn router(service: Arc<Service>) -> Router {
     let api = Router::new()
@@ -40,6 +33,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/clips/{id}/extend", post(extend_clip))
         .route("/api/clips/{id}/file", get(clip_file))
         .route("/api/events", get(super::events::sse::events))
+        .route("/api/integrations", get(integrations))
         .route_layer(middleware::from_fn_with_state(
             service.clone(),
             require_token,
@@ -147,91 +141,12 @@ async fn require_token(
     response
 }
 
-/// Parses a JSON body; an empty body is `{}`.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    // serde would also read a struct from an array of its fields (`[1.5]`); the document
-    // says an object.
-    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "request body: expected a JSON object",
-        ));
-    }
-    serde_json::from_slice(text)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))
-}
-
-fn seconds(name: &str, v: f64, allow_zero: bool) -> Result<Duration, ApiError> {
-    let ok = v.is_finite() && v <= MAX_SECONDS && (v > 0.0 || (allow_zero && v == 0.0));
-    if !ok {
-        let low = if allow_zero { "0" } else { "above 0" };
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("{name} {v} must be {low} and at most {MAX_SECONDS} seconds"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
-/// A field that may be left out, but not sent as `null` (the OpenAPI document gives each a
-/// type without null).
-fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClipBody {
-    #[serde(default, deserialize_with = "not_null")]
-    filename: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
-    duration: Option<f64>,
-    #[serde(default, deserialize_with = "not_null")]
-    lookback: Option<f64>,
-    #[serde(default, deserialize_with = "not_null")]
-    request_id: Option<String>,
-}
-
-/// Longest `request_id` taken (it is echoed on every event of the clip).
-const MAX_REQUEST_ID: usize = 128;
-
-fn request_id(v: Option<String>) -> Result<Option<String>, ApiError> {
-    match v {
-        Some(id) if id.is_empty() || id.chars().count() > MAX_REQUEST_ID => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("request_id must be 1 to {MAX_REQUEST_ID} characters"),
-        )),
-        Some(id) if id.chars().any(char::is_control) => Err(error(
-            StatusCode::BAD_REQUEST,
-            "request_id must not contain control characters",
-        )),
-        v => Ok(v),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExtendBody {
-    seconds: f64,
-}
-
 async fn create_clip(
     State(service): State<Arc<Service>>,
     Path(camera): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let b: ClipBody = body(&bytes)?;
-    let order = ClipOrder {
-        filename: b.filename,
-        duration: seconds("duration", b.duration.unwrap_or(DEFAULT_DURATION), false)?,
-        lookback: seconds("lookback", b.lookback.unwrap_or(DEFAULT_LOOKBACK), true)?,
-        request_id: request_id(b.request_id)?,
-    };
+    let order = ClipOrder::from_json(&bytes).map_err(ApiError::bad_request)?;
     let clip = service.start_clip(&camera, order).await?;
     let view = clip.view();
     let location = format!("/api/clips/{}", view.id);
@@ -294,17 +209,15 @@ async fn extend_clip(
     bytes: Bytes,
 ) -> Result<axum::Json<ClipView>, ApiError> {
     let clip = find(&service, &id)?;
-    let b: ExtendBody = body(&bytes)?;
-    let more = seconds("seconds", b.seconds, false)?;
+    let (asked, more) = order::extend_seconds(&bytes).map_err(ApiError::bad_request)?;
     clip.extend(more).map(axum::Json).map_err(|e| match e {
         ExtendRefused::NotRecording(e) => not_recording(&id, e),
         // The body is well formed; what it asks conflicts with what the clip asked so far.
         ExtendRefused::TooLong { total } => error(
             StatusCode::CONFLICT,
             format!(
-                "extending clip {id} by {} s would make it record {total} s after its \
-                 trigger; the limit is {MAX_CLIP_SECONDS} s",
-                b.seconds
+                "extending clip {id} by {asked} s would make it record {total} s after its \
+                 trigger; the limit is {MAX_CLIP_SECONDS} s"
             ),
         ),
     })
@@ -361,6 +274,28 @@ async fn list_cameras(
     State(service): State<Arc<Service>>,
 ) -> axum::Json<Vec<super::observe::CameraView>> {
     axum::Json(service.cameras.iter().map(camera_view).collect())
+}
+
+/// Where the ways out stand: the MQTT link and each webhook.
+async fn integrations(State(service): State<Arc<Service>>) -> axum::Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mqtt = service
+        .mqtt_status()
+        .and_then(|s| serde_json::to_value(s).ok());
+    let webhooks: Vec<serde_json::Value> = service
+        .webhooks
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "name": w.name,
+                "pending": w.pending.load(Relaxed),
+                "delivered": w.delivered.load(Relaxed),
+                "failed_attempts": w.failed_attempts.load(Relaxed),
+                "given_up": w.given_up.load(Relaxed),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "mqtt": mqtt, "webhooks": webhooks }))
 }
 
 async fn healthz(State(service): State<Arc<Service>>) -> Response {

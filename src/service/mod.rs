@@ -2,21 +2,23 @@
 //! an HTTP API, metrics, and recovery of clips a crash left unfinished.
 
 pub(crate) mod api;
-mod clips;
+pub mod clips;
 mod download;
 pub mod events;
 mod history;
 mod http;
 mod listeners;
 mod metrics;
+pub mod mqtt;
 mod observe;
+pub mod order;
 mod outbox;
 mod paths;
 mod time;
 pub mod webhooks;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
@@ -31,7 +33,11 @@ use events::{EventBody, EventBus, EventKind};
 
 pub use clips::{Clip, ClipState, ClipView, Clips};
 pub use history::History;
+pub use order::ClipOrder;
 pub use paths::{AllowedDirs, PathRefused};
+
+/// How long a stopping service waits for the broker to take its last messages.
+const MQTT_DRAIN: Duration = Duration::from_secs(2);
 
 /// A configured camera and, when enabled, its running ingest.
 pub struct ServiceCamera {
@@ -62,6 +68,8 @@ pub struct Service {
     pub events: Arc<EventBus>,
     /// Each webhook's counters.
     pub webhooks: Vec<Arc<webhooks::WebhookStats>>,
+    /// The MQTT link's state, when `[mqtt]` is configured.
+    pub mqtt: Mutex<Option<Arc<Mutex<mqtt::MqttStatus>>>>,
     /// The id of the last event the clip history has handled (shutdown waits for it).
     history_done: watch::Sender<u64>,
     shutting_down: AtomicBool,
@@ -92,16 +100,6 @@ pub enum ClipRefused {
     TooMany(usize),
     #[error("{0}")]
     Storage(String),
-}
-
-/// A clip request as the API takes it.
-#[derive(Debug, Clone)]
-pub struct ClipOrder {
-    pub filename: Option<String>,
-    pub duration: Duration,
-    pub lookback: Duration,
-    /// Echoed on the clip's events.
-    pub request_id: Option<String>,
 }
 
 impl Service {
@@ -144,6 +142,7 @@ impl Service {
             clips: Clips::new(history),
             metrics: ServiceMetrics::default(),
             webhooks: hooks.iter().map(|h| h.stats.clone()).collect(),
+            mqtt: Mutex::new(None),
             history_done: watch::channel(events.next_id().saturating_sub(1)).0,
             events,
             shutting_down: AtomicBool::new(false),
@@ -154,7 +153,22 @@ impl Service {
         for hook in hooks {
             hook.start(&service.events);
         }
+        if let Some(config) = &service.config.mqtt {
+            let status = mqtt::start(&service, config)?;
+            *service.mqtt.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        }
         Ok(service)
+    }
+
+    /// The MQTT link's state, when there is one.
+    pub fn mqtt_status(&self) -> Option<mqtt::MqttStatus> {
+        let link = self
+            .mqtt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let status = link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Some(status)
     }
 
     /// Publishes an event of a clip.
@@ -189,6 +203,8 @@ impl Service {
             .camera
             .clone()
             .ok_or_else(|| ClipRefused::CameraDisabled(camera_name.to_owned()))?;
+        let duration = order.duration.unwrap_or(entry.config.clip_duration);
+        let lookback = order.lookback.unwrap_or(entry.config.clip_lookback);
         // The trigger is when the request arrived, before any file work.
         let trigger = Instant::now();
         let trigger_wall = SystemTime::now();
@@ -228,18 +244,15 @@ impl Service {
             camera: Some(camera_name.to_owned()),
             path,
             trigger: trigger_wall,
-            lookback: order.lookback,
-            duration: order.duration,
+            lookback,
+            duration,
             request_id: order.request_id.clone(),
         });
         self.active.send_modify(|n| *n += 1);
         self.clip_event(EventKind::ClipCreated, clip.view());
         let service = self.clone();
         let task_clip = clip.clone();
-        let request = ClipRequest {
-            duration: order.duration,
-            lookback: order.lookback,
-        };
+        let request = ClipRequest { duration, lookback };
         tokio::spawn(async move {
             let result = record_live(&*camera, recording, trigger, request, control, &mut |p| {
                 if let Some((kind, view)) = task_clip.progress(p) {
@@ -291,9 +304,20 @@ impl Service {
         // The last clips' events reach the history before the service exits.
         let last = self.events.next_id().saturating_sub(1);
         let mut history = self.history_done.subscribe();
-        tokio::time::timeout_at(deadline, history.wait_for(|done| *done >= last))
+        let settled = tokio::time::timeout_at(deadline, history.wait_for(|done| *done >= last))
             .await
-            .is_ok()
+            .is_ok();
+        // And the broker, briefly (what is left is published again after the restart: the
+        // states are retained, and the will says offline).
+        let until = tokio::time::Instant::now() + MQTT_DRAIN;
+        while self
+            .mqtt_status()
+            .is_some_and(|s| s.connected && s.waiting > 0)
+            && tokio::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        settled
     }
 
     pub fn is_shutting_down(&self) -> bool {

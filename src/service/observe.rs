@@ -264,6 +264,50 @@ pub fn metrics_page(service: &Service) -> String {
             );
         }
     }
+    if let Some(m) = service.mqtt_status() {
+        let broker = label("broker", &m.broker);
+        for (name, kind, help, value) in [
+            (
+                "mqtt_connected",
+                "gauge",
+                "1 while connected to the MQTT broker.",
+                f64::from(u8::from(m.connected)),
+            ),
+            (
+                "mqtt_connects_total",
+                "counter",
+                "Connections made to the broker.",
+                m.connects as f64,
+            ),
+            (
+                "mqtt_published_total",
+                "counter",
+                "Messages the broker acknowledged.",
+                m.published as f64,
+            ),
+            (
+                "mqtt_waiting",
+                "gauge",
+                "Messages waiting for the broker (queued or unacknowledged).",
+                m.waiting as f64,
+            ),
+            (
+                "mqtt_dropped_total",
+                "counter",
+                "Messages dropped because more than 10,000 waited.",
+                m.dropped as f64,
+            ),
+            (
+                "mqtt_commands_total",
+                "counter",
+                "Triggers and clip commands received.",
+                m.commands as f64,
+            ),
+        ] {
+            e.family(name, kind, help);
+            e.sample(name, &broker, value);
+        }
+    }
     e.histogram(
         "finalize_seconds",
         "From the end of recording to the clip being durable under its name.",

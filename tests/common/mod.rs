@@ -2,6 +2,7 @@
 //! ffmpeg's decoder and an MP4 parser written independently of ours (mp4-atom).
 #![allow(dead_code)]
 pub mod browser;
+pub mod mosquitto;
 pub mod receiver;
 pub mod rtsp;
 pub mod serve;

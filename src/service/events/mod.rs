@@ -90,6 +90,11 @@ impl EventKind {
         EventKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// An event of a clip (`clip.*`).
+    pub fn is_clip(self) -> bool {
+        self.name().starts_with("clip.")
+    }
+
     /// A clip reached a state it will not leave.
     pub fn is_final_clip(self) -> bool {
         matches!(
