@@ -243,3 +243,58 @@ fn triggers_events_discovery_and_a_broker_restart_lose_nothing() {
     assert!(svc.signal_and_wait(libc::SIGTERM, LIMIT).success());
     offline.wait(LIMIT, |got| got.iter().any(|r| r.payload == "offline"));
 }
+
+/// mqtts:// with the broker's CA given: triggers and events work over TLS; without it (the
+/// public roots), the certificate is refused and the status says so.
+#[test]
+fn mqtts_with_the_brokers_ca_works_and_without_it_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let broker = Broker::start_tls(d.path(), &[USER]);
+    let (tls_port, ca) = broker.tls.clone().unwrap();
+    let watch = broker.watch("preroll/#");
+    let run = |ca_line: &str, sub: &str| {
+        let dir = d.path().join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = config(
+            &dir,
+            &format!(
+                "[[cameras]]\nname = \"demo\"\nsource = \"demo\"\n\n\
+                 [mqtt]\nurl = \"mqtts://127.0.0.1:{tls_port}\"\nusername = \"{}\"\n\
+                 password_env = \"MQTT_PW\"\nclient_id = \"{sub}\"\ndiscovery = false\n{ca_line}",
+                USER.0
+            ),
+        );
+        let path = dir.join("preroll.toml");
+        std::fs::write(&path, text).unwrap();
+        Service::start_with_env(&path, &[("MQTT_PW", USER.1)])
+    };
+    let trusted = run(&format!("ca_file = \"{}\"\n", ca.display()), "trusted");
+    trusted.wait_cameras(&["demo"], 2.0, LIMIT);
+    broker.publish(
+        "preroll/demo/clip",
+        r#"{"duration": 1, "lookback": 1, "request_id": "tls"}"#,
+        false,
+    );
+    watch.wait(LIMIT, clip_done("tls"));
+    assert_eq!(
+        trusted.get("/api/integrations").json()["mqtt"]["connected"],
+        true
+    );
+    drop(trusted);
+
+    let untrusted = run("", "untrusted");
+    let start = std::time::Instant::now();
+    loop {
+        let s = untrusted.get("/api/integrations").json();
+        if let Some(e) = s["mqtt"]["last_error"].as_str() {
+            assert!(
+                e.contains("certificate") || e.contains("Certificate"),
+                "{e}"
+            );
+            assert_eq!(s["mqtt"]["connected"], false);
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "no TLS error shown: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

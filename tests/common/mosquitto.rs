@@ -12,6 +12,9 @@ pub struct Broker {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// A second listener with TLS (see [`Broker::start_tls`]): its port and the CA that
+    /// signed its certificate.
+    pub tls: Option<(u16, PathBuf)>,
 }
 
 /// The broker's users: (name, password).
@@ -31,6 +34,74 @@ impl Broker {
             port: free_port(),
             dir: dir.to_owned(),
             child: None,
+            tls: None,
+        };
+        b.set_users(users);
+        b.restart();
+        b
+    }
+
+    /// As [`Broker::start`], with a TLS listener too, its certificate (for 127.0.0.1) signed
+    /// by a CA made here with openssl.
+    pub fn start_tls(dir: &Path, users: &[(&str, &str)]) -> Broker {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let mut b = Broker {
+            port: free_port(),
+            dir: dir.to_owned(),
+            child: None,
+            tls: Some((free_port(), dir.join("ca.pem"))),
         };
         b.set_users(users);
         b.restart();
@@ -69,11 +140,19 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
-                 persistence false\nlog_dest file {}\nlog_type all\n",
+                // `user root`: started as root, Mosquitto would otherwise become the user
+                // mosquitto, who cannot read the test's private directory.
+                "user root\nlistener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+                 persistence false\nlog_dest file {}\nlog_type all\n{}",
                 self.port,
                 self.dir.join("passwd").display(),
-                self.dir.join("mosquitto.log").display()
+                self.dir.join("mosquitto.log").display(),
+                self.tls.as_ref().map_or(String::new(), |(port, _)| format!(
+                    "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+                    self.dir.join("ca.pem").display(),
+                    self.dir.join("server.pem").display(),
+                    self.dir.join("server.key").display()
+                ))
             ),
         )
         .unwrap();
