@@ -49,3 +49,24 @@ if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   cp "$req" "$venv/requirements.txt"
 fi
+
+# The Home Assistant integration's tests (tests/home_assistant.rs): Home Assistant's test
+# harness, pinned, in its own environment under target/, with Python 3.13 (pyenv's 3.13.0
+# where there is one; the harness's Home Assistant 2025.4 needs 3.13).
+venv="$(dirname "$0")/../target/ha-venv"
+req="$(dirname "$0")/../integrations/homeassistant/requirements-test.txt"
+if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
+  python313=""
+  for p in "$HOME/.pyenv/versions/3.13.0/bin/python3" "$(command -v python3.13 || true)"; do
+    if [ -n "$p" ] && [ -x "$p" ]; then python313="$p"; break; fi
+  done
+  if [ -z "$python313" ]; then
+    echo "deps.sh: Python 3.13 is needed for the Home Assistant tests (pyenv install 3.13.0)" >&2
+    exit 1
+  fi
+  echo "installing: Home Assistant's test harness in target/ha-venv (several minutes)" >&2
+  rm -rf "$venv"
+  "$python313" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$venv/requirements.txt"
+fi
