@@ -17,8 +17,8 @@ use crate::source::{Pace, SourceErrorKind, SourceSpec, Transport};
 
 pub use mqtt::MqttConfig;
 use table::Fields;
-pub use table::Problem;
-pub use webhooks::{Secret, WebhookConfig};
+pub use table::{Problem, Secret};
+pub use webhooks::WebhookConfig;
 
 /// The environment variable the API token is read from when the file does not set one.
 pub const TOKEN_ENV: &str = "PREROLL_TOKEN";

@@ -2,8 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Secret;
-use super::table::{Fields, Problem};
+use super::table::{Fields, Problem, Secret};
 
 #[derive(Debug, Clone)]
 pub struct MqttConfig {
@@ -60,19 +59,7 @@ pub fn read_mqtt(
             }
         });
     let username = f.string("username").map(str::to_owned);
-    let password = match f.string("password_env") {
-        None => Some(None),
-        Some(var) => match env(var).filter(|s| !s.is_empty()) {
-            Some(p) => Some(Some(Secret(p))),
-            None => {
-                f.problem(
-                    "password_env",
-                    format!("the environment variable {var} is not set or empty"),
-                );
-                None
-            }
-        },
-    };
+    let password = f.secret_env("password_env", env);
     let client_id = match f.string("client_id") {
         Some(c) if topic_level_ok(c) && c.len() <= 23 => Some(c.to_owned()),
         Some(c) => {

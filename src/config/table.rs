@@ -141,6 +141,28 @@ impl<'a, 'p> Fields<'a, 'p> {
         }
     }
 
+    /// A secret read from the environment variable that key `name` names (`password_env`):
+    /// `Some(None)` when the key is absent, `None` after a problem (the variable unset).
+    pub fn secret_env(
+        &mut self,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Option<Secret>> {
+        let Some(var) = self.string(name) else {
+            return Some(None);
+        };
+        match env(var).filter(|s| !s.is_empty()) {
+            Some(s) => Some(Some(Secret(s))),
+            None => {
+                self.problem(
+                    name,
+                    format!("the environment variable {var} is not set or empty"),
+                );
+                None
+            }
+        }
+    }
+
     pub fn array(&mut self, name: &str) -> Option<&'a [Value]> {
         match self.get(name)? {
             Value::Array(a) => Some(a.as_slice()),
@@ -166,5 +188,15 @@ impl<'a, 'p> Fields<'a, 'p> {
                 });
             }
         }
+    }
+}
+
+/// A secret read from the environment: never printed, not even in debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
     }
 }

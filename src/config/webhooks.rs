@@ -2,18 +2,8 @@
 
 use std::time::Duration;
 
-use super::table::{Fields, Problem};
+use super::table::{Fields, Problem, Secret};
 use crate::service::events::EventKind;
-
-/// A secret read from the environment: never printed, not even in debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
@@ -123,19 +113,7 @@ fn read_webhook(
         }
         events = Some(kinds);
     }
-    let secret = match f.string("secret_env") {
-        None => Some(None),
-        Some(var) => match env(var).filter(|s| !s.is_empty()) {
-            Some(s) => Some(Some(Secret(s))),
-            None => {
-                f.problem(
-                    "secret_env",
-                    format!("the environment variable {var} is not set or empty"),
-                );
-                None
-            }
-        },
-    };
+    let secret = f.secret_env("secret_env", env);
     let timeout = f
         .seconds("timeout", 0.1..=300.0)
         .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);

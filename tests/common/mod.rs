@@ -13,6 +13,30 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Reads `current` every 100 ms until `done` holds for it, and returns it; after `limit`,
+/// panics with `shown` of what was last read.
+#[track_caller]
+pub fn wait_for<T>(
+    limit: std::time::Duration,
+    mut current: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+    shown: impl Fn(&T) -> String,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        let got = current();
+        if done(&got) {
+            return got;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "not within {limit:?}; got {}",
+            shown(&got)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Runs a tool and panics with its stderr when it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| {

@@ -292,22 +292,17 @@ impl Watch {
     /// Waits until `done` holds for what was received; panics after `limit`.
     #[track_caller]
     pub fn wait(&self, limit: Duration, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let start = Instant::now();
-        loop {
-            let got = self.all();
-            if done(&got) {
-                return got;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "not received within {limit:?}; got:\n{}",
+        super::wait_for(
+            limit,
+            || self.all(),
+            |got| done(got),
+            |got| {
                 got.iter()
                     .map(|r| format!("{} {}", r.topic, r.payload))
                     .collect::<Vec<_>>()
                     .join("\n")
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
+            },
+        )
     }
 }
 

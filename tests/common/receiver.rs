@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -79,19 +79,12 @@ impl Receiver {
     /// Waits until `done` holds for what was received; panics after `limit`.
     #[track_caller]
     pub fn wait(&self, limit: Duration, done: impl Fn(&[Delivery]) -> bool) -> Vec<Delivery> {
-        let start = Instant::now();
-        loop {
-            let got = self.deliveries();
-            if done(&got) {
-                return got;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "not received within {limit:?}; got {} deliveries",
-                got.len()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
+        super::wait_for(
+            limit,
+            || self.deliveries(),
+            |got| done(got),
+            |got| format!("{} deliveries", got.len()),
+        )
     }
 }
 
