@@ -11,17 +11,34 @@ use std::time::Duration;
 
 use common::assert_decodes_cleanly;
 use common::mosquitto::{Broker, Received};
+use common::receiver::Receiver;
+use common::rtsp::{Auth, RtspServer};
 use common::serve::{Service, config};
 use serde_json::Value;
 
 const USER: (&str, &str) = ("preroll", "preroll-pw-7");
+const HOOK_SECRET: &str = "hook secret 99";
+
+fn hmac_hex(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn start(dir: &Path, broker: &Broker, password: &str) -> Service {
+fn start(dir: &Path, broker: &Broker, password: &str, extra: &str) -> Service {
     let text = config(
         dir,
         &format!(
             "[[cameras]]\nname = \"demo\"\nsource = \"demo\"\nclip_duration = 1\nclip_lookback = 1\n\n\
+             {extra}\n\
              [mqtt]\nurl = \"{}\"\nusername = \"{}\"\npassword_env = \"MQTT_PW\"\nclient_id = \"preroll-test\"\n",
             broker.url(),
             USER.0
@@ -29,7 +46,10 @@ fn start(dir: &Path, broker: &Broker, password: &str) -> Service {
     );
     let path = dir.join("preroll.toml");
     std::fs::write(&path, text).unwrap();
-    Service::start_with_env(&path, &[("MQTT_PW", password)])
+    Service::start_with_env(
+        &path,
+        &[("MQTT_PW", password), ("HOOK_SECRET", HOOK_SECRET)],
+    )
 }
 
 fn events_on(got: &[Received], topic: &str) -> Vec<Value> {
@@ -58,7 +78,17 @@ fn triggers_events_discovery_and_a_broker_restart_lose_nothing() {
         true,
     );
     let everything = broker.watch("#");
-    let svc = start(d.path(), &broker, USER.1);
+    // A gst-rtsp-server camera beside the demo, and a webhook receiving the clip events.
+    let rtsp = RtspServer::start(&[("front", "live:h264+aac")], Auth::None).unwrap();
+    let mut receiver = Receiver::down();
+    receiver.up();
+    let extra = format!(
+        "[[cameras]]\nname = \"front\"\nsource = \"{}\"\n\n\
+         [[webhooks]]\nurl = \"{}\"\nsecret_env = \"HOOK_SECRET\"\n",
+        rtsp.url("front"),
+        receiver.url("/hook")
+    );
+    let svc = start(d.path(), &broker, USER.1, &extra);
     let sse = svc.events("/api/events?after=0", None);
 
     // Online, discovery retained and complete, the stale config cleared.
@@ -101,6 +131,74 @@ fn triggers_events_discovery_and_a_broker_restart_lose_nothing() {
     });
     let state = events_on(&state, "preroll/demo/state").pop().unwrap();
     assert_eq!(state["codec"], "H.264");
+    // Retained: a subscriber arriving now gets the configs and states at once.
+    let late = broker.watch("homeassistant/#");
+    let retained = late.wait(LIMIT, |got| {
+        got.iter()
+            .filter(|r| r.retained && r.topic.contains("/preroll-test/"))
+            .count()
+            >= 12
+    });
+    assert!(
+        !retained.iter().any(|r| r.topic.contains("/gone_record/")),
+        "the stale config is still retained"
+    );
+    drop(late);
+
+    // A trigger on the RTSP camera: its clip decodes; its events arrive in the same order
+    // on MQTT, on the SSE stream and at the webhook (whose signatures the receiver checks).
+    svc.wait_cameras(&["front"], 2.0, LIMIT);
+    broker.publish(
+        "preroll/front/clip",
+        r#"{"duration": 1, "lookback": 1, "request_id": "f1"}"#,
+        false,
+    );
+    let on_mqtt = everything.wait(LIMIT, |got| {
+        events_on(got, "preroll/front/clips")
+            .iter()
+            .any(|e| e["kind"] == "clip.done" && e["request_id"] == "f1")
+    });
+    let ids_of = |events: Vec<Value>| -> Vec<u64> {
+        events
+            .into_iter()
+            .filter(|e| e["request_id"] == "f1")
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect()
+    };
+    let mqtt_f1 = ids_of(events_on(&on_mqtt, "preroll/front/clips"));
+    assert_eq!(mqtt_f1.len(), 4, "{mqtt_f1:?}");
+    let sse_f1 = ids_of(sse.until(LIMIT, |e| {
+        e["kind"] == "clip.done" && e["request_id"] == "f1"
+    }));
+    let hooked = receiver.wait(LIMIT, |got| {
+        got.iter().any(|d| {
+            serde_json::from_slice::<Value>(&d.body)
+                .is_ok_and(|e| e["kind"] == "clip.done" && e["request_id"] == "f1")
+        })
+    });
+    let hook_f1 = ids_of(
+        hooked
+            .iter()
+            .map(|d| {
+                assert_eq!(
+                    d.headers.get("x-preroll-signature"),
+                    Some(&hmac_hex(&d.body)),
+                    "bad signature"
+                );
+                serde_json::from_slice(&d.body).unwrap()
+            })
+            .collect(),
+    );
+    assert_eq!(sse_f1, mqtt_f1);
+    assert_eq!(hook_f1, mqtt_f1);
+    let f1_path = events_on(&on_mqtt, "preroll/front/clips")
+        .into_iter()
+        .find(|e| e["kind"] == "clip.done" && e["request_id"] == "f1")
+        .unwrap()["clip"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_decodes_cleanly(Path::new(&f1_path));
 
     // A trigger: a clip that decodes, its events in order, the last clip retained.
     svc.wait_cameras(&["demo"], 2.0, LIMIT);
