@@ -166,3 +166,60 @@ fn stopping_ends_the_stream_with_service_stopping() {
     let got = stream.drain(Duration::from_secs(5));
     assert_eq!(kinds(&got).last(), Some(&"service.stopping"), "{got:#?}");
 }
+
+/// Deleting a final clip removes its file and its entry, for good, with a `clip.deleted`
+/// event; a clip still recording is refused, and an unknown id is 404.
+#[test]
+fn deleting_a_clip_removes_file_and_entry_with_an_event() {
+    let d = tempfile::tempdir().unwrap();
+    let svc = Service::start(d.path(), &config(d.path(), DEMO));
+    svc.wait_cameras(&["demo"], 2.0, LIMIT);
+    let events = svc.events("/api/events?kinds=clip.deleted", None);
+    let long = svc.clip("demo", r#"{"duration": 60, "lookback": 0}"#);
+    let long_id = long["id"].as_str().unwrap();
+    let r = svc.request(
+        "DELETE",
+        &format!("/api/clips/{long_id}"),
+        Some(common::serve::TOKEN),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("recording"), "{}", r.text());
+    svc.post(&format!("/api/clips/{long_id}/stop"), "");
+
+    let clip = svc.clip("demo", r#"{"duration": 1, "lookback": 1}"#);
+    let id = clip["id"].as_str().unwrap().to_owned();
+    let done = svc.wait_final(&id, LIMIT);
+    let path = std::path::PathBuf::from(done["path"].as_str().unwrap());
+    assert!(path.is_file());
+    let r = svc.request(
+        "DELETE",
+        &format!("/api/clips/{id}"),
+        Some(common::serve::TOKEN),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], id.as_str());
+    assert!(!path.exists(), "the file is gone");
+    assert_eq!(svc.get(&format!("/api/clips/{id}")).status, 404);
+    assert!(!svc.get("/api/clips").text().contains(&id));
+    let deleted = events.next(LIMIT);
+    assert_eq!(deleted["kind"], "clip.deleted");
+    assert_eq!(deleted["clip"]["id"], id.as_str());
+    let again = svc.request(
+        "DELETE",
+        &format!("/api/clips/{id}"),
+        Some(common::serve::TOKEN),
+        &[],
+        None,
+    );
+    assert_eq!(again.status, 404);
+    // Gone from the history on disk too: not back after a restart.
+    svc.wait_final(long_id, LIMIT);
+    drop(svc);
+    let svc = Service::start(d.path(), &config(d.path(), DEMO));
+    assert_eq!(svc.get(&format!("/api/clips/{id}")).status, 404);
+    assert_eq!(svc.get(&format!("/api/clips/{long_id}")).status, 200);
+}

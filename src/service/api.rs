@@ -28,7 +28,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/cameras", get(list_cameras))
         .route("/api/cameras/{camera}/clips", post(create_clip))
         .route("/api/clips", get(list_clips))
-        .route("/api/clips/{id}", get(get_clip))
+        .route("/api/clips/{id}", get(get_clip).delete(delete_clip))
         .route("/api/clips/{id}/stop", post(stop_clip))
         .route("/api/clips/{id}/extend", post(extend_clip))
         .route("/api/clips/{id}/file", get(clip_file))
@@ -181,6 +181,20 @@ async fn get_clip(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ClipView>, ApiError> {
     Ok(axum::Json(find(&service, &id)?.view()))
+}
+
+async fn delete_clip(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ClipView>, ApiError> {
+    service.delete_clip(&id).await.map(axum::Json).map_err(|e| {
+        let status = match e {
+            super::DeleteRefused::NotFound(_) => StatusCode::NOT_FOUND,
+            super::DeleteRefused::InProgress(_) => StatusCode::CONFLICT,
+            super::DeleteRefused::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(status, e.to_string())
+    })
 }
 
 async fn list_clips(

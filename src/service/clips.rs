@@ -385,6 +385,22 @@ impl Clips {
         }
     }
 
+    /// Forgets a final clip: out of memory or out of the history. `false` when it was in
+    /// neither.
+    pub fn remove(&self, id: &str) -> Result<bool, HistoryError> {
+        let mut inner = lock(&self.inner);
+        let before = inner.order.len();
+        inner
+            .order
+            .retain(|c| !(lock(&c.0).view.id == id && c.state().is_final()));
+        let in_memory = inner.order.len() < before;
+        let in_history = match &self.history {
+            Some(h) => h.remove(id)?,
+            None => false,
+        };
+        Ok(in_memory || in_history)
+    }
+
     /// The clips held in memory: every one in progress, oldest first.
     pub fn in_memory(&self) -> Vec<Arc<Clip>> {
         lock(&self.inner).order.iter().cloned().collect()

@@ -196,6 +196,18 @@ impl History {
         Ok(views)
     }
 
+    /// Takes the clip with this id out of the history (the file is rewritten without it);
+    /// `false` when it was not there.
+    pub fn remove(&self, id: &str) -> Result<bool, HistoryError> {
+        if self.get(id)?.is_none() {
+            return Ok(false);
+        }
+        self.lock()
+            .rewrite_keeping(|v| v.id != id)
+            .map_err(|e| self.error(e))?;
+        Ok(true)
+    }
+
     /// Clips in the history that are done, and that failed.
     pub fn counts(&self) -> (usize, usize) {
         let counts = self.lock().counts;
@@ -217,8 +229,13 @@ impl Counts {
 impl Journal {
     /// Replaces the file with one holding its newest [`KEEP`] clips.
     fn rewrite(&mut self) -> io::Result<()> {
+        self.rewrite_keeping(|_| true)
+    }
+
+    /// Replaces the file with one holding its newest [`KEEP`] clips for which `keep` holds.
+    fn rewrite_keeping(&mut self, keep: impl Fn(&ClipView) -> bool) -> io::Result<()> {
         let (file, rewrite) = (OsStr::new(FILE), OsStr::new(REWRITE));
-        let result = self.write_newest().and_then(|kept| {
+        let result = self.write_newest(keep).and_then(|kept| {
             self.dir.rename(rewrite, file)?;
             self.dir.sync()?;
             Ok(kept)
@@ -237,8 +254,9 @@ impl Journal {
         }
     }
 
-    /// Writes the newest [`KEEP`] clips to the rewrite file and syncs it.
-    fn write_newest(&self) -> io::Result<Counts> {
+    /// Writes the newest [`KEEP`] clips for which `keep` holds to the rewrite file and syncs
+    /// it.
+    fn write_newest(&self, keep: impl Fn(&ClipView) -> bool) -> io::Result<Counts> {
         let to = self.dir.create_truncate(OsStr::new(REWRITE))?;
         let mut out = BufWriter::new(to);
         let skip = self.counts.lines.saturating_sub(KEEP);
@@ -250,7 +268,9 @@ impl Journal {
                 return Ok(());
             }
             // Lines that are not clips go with the rewrite.
-            if let Ok(view) = serde_json::from_slice::<ClipView>(line) {
+            if let Ok(view) = serde_json::from_slice::<ClipView>(line)
+                && keep(&view)
+            {
                 out.write_all(line)?;
                 out.write_all(b"\n")?;
                 kept.lines += 1;
@@ -401,6 +421,23 @@ mod tests {
         history.append(&view(5, ClipState::Failed)).expect("append");
         assert_eq!(history.counts(), (4, 1));
         assert_eq!(ids(&history).len(), 5);
+    }
+
+    #[test]
+    fn a_removed_clip_is_gone_after_a_reopen_and_the_others_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = History::open(dir.path()).expect("history");
+        for n in 0..3 {
+            h.append(&view(n, ClipState::Done)).expect("append");
+        }
+        assert!(h.remove("test-1").expect("removed"));
+        assert!(!h.remove("test-1").expect("already gone"));
+        assert_eq!(ids(&h), ["test-0", "test-2"]);
+        assert_eq!(h.counts(), (2, 0));
+        h.append(&view(3, ClipState::Failed)).expect("append after");
+        drop(h);
+        let h = History::open(dir.path()).expect("reopen");
+        assert_eq!(ids(&h), ["test-0", "test-2", "test-3"]);
     }
 
     #[test]

@@ -80,6 +80,17 @@ pub struct Service {
     _ingest: IngestRuntime,
 }
 
+/// Why a clip could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteRefused {
+    #[error("no clip with id {0:?}")]
+    NotFound(String),
+    #[error("the clip is {}; stop it and delete it once it is final", .0.name())]
+    InProgress(ClipState),
+    #[error("{0}")]
+    Storage(String),
+}
+
 /// Why a clip request was refused, with the HTTP status it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum ClipRefused {
@@ -284,6 +295,52 @@ impl Service {
             service.active.send_modify(|n| *n = n.saturating_sub(1));
         });
         Ok(clip)
+    }
+
+    /// Deletes a final clip: its file (through the storage handles, following no link), then
+    /// its entry; publishes `clip.deleted`. A clip still recording or finalizing is refused.
+    pub async fn delete_clip(self: &Arc<Self>, id: &str) -> Result<ClipView, DeleteRefused> {
+        let clip = self
+            .clips
+            .get(id)
+            .map_err(|e| DeleteRefused::Storage(e.to_string()))?
+            .ok_or_else(|| DeleteRefused::NotFound(id.to_owned()))?;
+        let view = clip.view();
+        if !view.state.is_final() {
+            return Err(DeleteRefused::InProgress(view.state));
+        }
+        let (dirs, path) = (self.dirs.clone(), view.path.clone());
+        let removed = tokio::task::spawn_blocking(move || dirs.remove_clip(&path))
+            .await
+            .map_err(|e| DeleteRefused::Storage(e.to_string()))?;
+        match removed {
+            Ok(_) => {}
+            // Not reachable below a storage directory without following a link (a
+            // directory replaced by one): nothing of ours to remove there; the entry goes.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                tracing::warn!(clip = %view.id, "deleting: {e}; the entry is removed");
+            }
+            Err(e) => {
+                return Err(DeleteRefused::Storage(format!(
+                    "removing {}: {e}",
+                    view.path.display()
+                )));
+            }
+        }
+        let (service, id) = (self.clone(), id.to_owned());
+        let forgotten = {
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || service.clips.remove(&id))
+                .await
+                .map_err(|e| DeleteRefused::Storage(e.to_string()))?
+                .map_err(|e| DeleteRefused::Storage(e.to_string()))?
+        };
+        if !forgotten {
+            return Err(DeleteRefused::NotFound(id));
+        }
+        tracing::info!(clip = %view.id, path = %view.path.display(), "clip deleted");
+        self.clip_event(EventKind::ClipDeleted, view.clone());
+        Ok(view)
     }
 
     /// Refuses new clips, stops every clip in progress, and waits (up to `limit`) until all

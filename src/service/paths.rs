@@ -115,6 +115,27 @@ impl AllowedDirs {
         dir.open_file(name, false)
     }
 
+    /// Removes a clip's file through the allowed directory's handle without following any
+    /// symlink (a link standing at its name is removed itself, never what it points to);
+    /// `false` when nothing was there.
+    pub fn remove_clip(&self, path: &Path) -> io::Result<bool> {
+        let (root, rest) = self.split(path).ok_or_else(|| outside(path))?;
+        let name = rest.file_name().ok_or_else(|| outside(path))?;
+        let dir = match root.descend(rest.parent().unwrap_or(Path::new("")), false) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match dir.remove(name) {
+            Ok(()) => {
+                dir.sync()?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn all(&self) -> impl Iterator<Item = &Path> {
         std::iter::once(self.recordings.as_path()).chain(self.others.iter().map(PathBuf::as_path))
     }

@@ -154,8 +154,12 @@ impl Service {
     ) -> Reply {
         let url = format!("{}{path}", self.base);
         let auth = token.map(|t| format!("Bearer {t}"));
-        let reply = if method == "GET" {
-            let mut r = self.agent.get(&url);
+        let reply = if method == "GET" || method == "DELETE" {
+            let mut r = if method == "GET" {
+                self.agent.get(&url)
+            } else {
+                self.agent.delete(&url)
+            };
             if let Some(a) = &auth {
                 r = r.header("Authorization", a);
             }
