@@ -28,6 +28,9 @@ const SEGMENT_SLACK: Duration = Duration::from_secs(30);
 /// (0.5 s), the ingest tick (0.25 s) and some slack.
 const PART_WAIT: Duration = Duration::from_secs(1);
 
+/// Parts on their way to a clip's writer (about 16 s of media at the default part length).
+const WRITER_QUEUE: usize = 32;
+
 /// How often a waiting clip looks at the camera's state again when nothing else wakes it.
 const RECHECK: Duration = Duration::from_millis(500);
 
@@ -163,7 +166,10 @@ pub async fn record_live<F: Feed + ?Sized>(
     // newest part ended before the requested point, so the part in progress holds it);
     // following from the ring's start would then take the whole ring as pre-roll.
     let (lookback, newest) = camera.lookback(trigger, request.lookback);
-    let (tx, rx) = mpsc::unbounded_channel::<Part>();
+    // Bounded: a writer held up by a slow disk holds at most this many parts; the rest stay
+    // in the ring (bounded too) until it catches up, and only what the ring dropped by then
+    // is lost (counted below).
+    let (tx, rx) = mpsc::channel::<Part>(WRITER_QUEUE);
     let writer = tokio::task::spawn_blocking(move || write_all(recording, rx));
 
     tracing::debug!(
@@ -194,11 +200,13 @@ pub async fn record_live<F: Feed + ?Sized>(
         report.after_trigger = seg_end.min(asked).saturating_duration_since(trigger);
         report.bytes += s.media_bytes();
         let last = seg_end >= asked;
-        let _ = tx.send(Part {
-            segment: s,
-            started,
-            until: last.then_some(asked),
-        });
+        let _ = tx
+            .send(Part {
+                segment: s,
+                started,
+                until: last.then_some(asked),
+            })
+            .await;
         if last {
             ended_in_lookback = true;
             break;
@@ -256,11 +264,13 @@ pub async fn record_live<F: Feed + ?Sized>(
             progress(report);
             // The part holding the end is cut there.
             let last = seg_end >= end;
-            let _ = tx.send(Part {
-                segment: s,
-                started,
-                until: last.then_some(end),
-            });
+            let _ = tx
+                .send(Part {
+                    segment: s,
+                    started,
+                    until: last.then_some(end),
+                })
+                .await;
             if last {
                 done = true;
                 break;
@@ -373,7 +383,7 @@ fn down_reason(camera: &str, status: &FeedState, asked: Duration) -> String {
 /// holds (see [`salvage`]); the error comes back with what was kept.
 fn write_all(
     mut recording: Recording,
-    mut rx: mpsc::UnboundedReceiver<Part>,
+    mut rx: mpsc::Receiver<Part>,
 ) -> Result<ClipSummary, (RecordError, Option<Kept>)> {
     let partial = recording.partial_path().to_owned();
     while let Some(p) = rx.blocking_recv() {
@@ -518,6 +528,32 @@ mod tests {
         let duration = clip.summary.duration.as_secs_f64();
         assert!((duration - 3.0).abs() < frame, "{clip:?}");
         assert_eq!(clip.cut_short, None);
+        assert_eq!(clip.lost_segments, 0);
+    }
+
+    /// A lookback of many more parts than the writer's queue holds goes through whole: the
+    /// recording waits for the writer rather than dropping or holding parts.
+    #[tokio::test]
+    async fn a_lookback_longer_than_the_writer_queue_is_written_whole() {
+        let live = FeedState {
+            live: true,
+            streamed: true,
+            ..FeedState::default()
+        };
+        let (feed, start) = demo_feed(45.0, live).await;
+        let parts = feed.ring.lock().unwrap().len();
+        assert!(parts > 2 * WRITER_QUEUE, "{parts} parts");
+        let trigger = start + Duration::from_secs(42);
+        let (_dir, result) = record(&feed, trigger, 40.0, 1.0).await;
+        let clip = result.expect("the clip is recorded");
+        assert!(
+            (clip.preroll.as_secs_f64() - 40.0).abs() < 0.041,
+            "{clip:?}"
+        );
+        assert!(
+            (clip.summary.duration.as_secs_f64() - 41.0).abs() < 0.041,
+            "{clip:?}"
+        );
         assert_eq!(clip.lost_segments, 0);
     }
 
