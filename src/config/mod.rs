@@ -52,6 +52,8 @@ pub struct ApiConfig {
     /// How often `GET /api/events` sends a comment when there is no event, so proxies and
     /// clients see the stream alive.
     pub events_heartbeat: Duration,
+    /// How long a browser session (`POST /api/session`) lasts.
+    pub session_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +187,7 @@ impl Config {
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 max_clips_recording: DEFAULT_MAX_CLIPS_RECORDING,
                 events_heartbeat: DEFAULT_EVENTS_HEARTBEAT,
+                session_lifetime: DEFAULT_SESSION_LIFETIME,
             },
             storage: StorageConfig {
                 recordings: PathBuf::from("recordings"),
@@ -215,6 +218,8 @@ const DEFAULT_MAX_BODY: usize = 16 * 1024;
 const DEFAULT_MAX_CONNECTIONS: usize = 256;
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
+/// A week: a phone on the wall stays logged in, a lost one not for ever.
+const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 /// Far more than cameras trigger at once; each clip in progress holds a thread and a file.
 const DEFAULT_MAX_CLIPS_RECORDING: usize = 64;
 
@@ -276,6 +281,11 @@ fn read_api(
     let events_heartbeat = f
         .seconds("events_heartbeat", 0.1..=3600.0)
         .map_or(DEFAULT_EVENTS_HEARTBEAT, Duration::from_secs_f64);
+    let session_lifetime = f
+        .seconds("session_hours", 0.01..=8760.0)
+        .map_or(DEFAULT_SESSION_LIFETIME, |h| {
+            Duration::from_secs_f64(h * 3600.0)
+        });
     let max_clips_recording = f
         .integer("max_clips_recording", 1..=4096)
         .map_or(DEFAULT_MAX_CLIPS_RECORDING, |v| v as usize);
@@ -288,6 +298,7 @@ fn read_api(
         header_timeout,
         max_clips_recording,
         events_heartbeat,
+        session_lifetime,
     })
 }
 

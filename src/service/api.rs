@@ -8,16 +8,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use subtle::ConstantTimeEq;
 
 use super::clips::{ClipView, ExtendRefused, MAX_CLIP_SECONDS, NotRecording};
 use super::history::HistoryError;
 use super::observe::{camera_view, metrics_page};
 use super::order::{self, ClipOrder};
+use super::sessions::{self, Verdict};
 use super::{ClipRefused, PathRefused, Service};
 
 /// The OpenAPI description of this API, served at `/openapi.json`.
@@ -42,6 +42,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/api/session", post(login).delete(logout))
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(service.config.api.max_body_bytes))
@@ -118,26 +119,140 @@ impl From<ClipRefused> for ApiError {
 
 async fn require_token(
     State(service): State<Arc<Service>>,
+    peer: Option<axum::Extension<super::http::Peer>>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
+    let from = client(peer);
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let refusal = match presented {
-        None => "missing bearer token (send Authorization: Bearer <token>)",
-        Some(t) if bool::from(t.as_bytes().ct_eq(service.config.api.token.as_bytes())) => {
-            return next.run(request).await;
+    if let Some(t) = presented {
+        return match service
+            .sessions
+            .check_token(from, t, &service.config.api.token)
+        {
+            Verdict::Accepted => next.run(request).await,
+            Verdict::Wrong => unauthorized("wrong token"),
+            Verdict::Slowed(left) => slowed(left),
+        };
+    }
+    let cookie = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sessions::session_cookie);
+    match cookie {
+        Some(id) if service.sessions.valid(id) => {
+            let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+            let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+            let own = sessions::same_origin(
+                text(header::ORIGIN),
+                headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+                text(header::HOST),
+            );
+            if reads || own {
+                next.run(request).await
+            } else {
+                error(
+                    StatusCode::FORBIDDEN,
+                    "a request with the session cookie that changes something must come from \
+                     preroll's own pages (Origin or Sec-Fetch-Site)",
+                )
+                .into_response()
+            }
         }
-        Some(_) => "wrong token",
-    };
+        Some(_) => unauthorized("the session has expired or was closed; log in again"),
+        None => unauthorized(
+            "missing bearer token (send Authorization: Bearer <token>, or log in for a session)",
+        ),
+    }
+}
+
+fn client(peer: Option<axum::Extension<super::http::Peer>>) -> std::net::IpAddr {
+    peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0.0)
+}
+
+fn unauthorized(refusal: &str) -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, refusal).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"preroll\""),
     );
+    response
+}
+
+fn slowed(left: std::time::Duration) -> Response {
+    let secs = left.as_secs().max(1);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "{} wrong tokens from this address within a minute; try again in {secs} s",
+            sessions::MAX_FAILURES
+        ),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    token: String,
+}
+
+/// `POST /api/session {token}`: the token exchanged for a session cookie.
+async fn login(
+    State(service): State<Arc<Service>>,
+    peer: Option<axum::Extension<super::http::Peer>>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body: LoginBody = order::object(&bytes).map_err(ApiError::bad_request)?;
+    match service
+        .sessions
+        .check_token(client(peer), &body.token, &service.config.api.token)
+    {
+        Verdict::Accepted => {}
+        Verdict::Wrong => return Ok(unauthorized("wrong token")),
+        Verdict::Slowed(left) => return Ok(slowed(left)),
+    }
+    let id = service
+        .sessions
+        .open()
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let lifetime = service.sessions.lifetime().as_secs();
+    let cookie = format!(
+        "{}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={lifetime}",
+        sessions::COOKIE
+    );
+    let mut response = axum::Json(serde_json::json!({ "expires_in": lifetime })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// `DELETE /api/session`: closes the cookie's session, if any, and clears the cookie.
+async fn logout(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    if let Some(id) = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sessions::session_cookie)
+    {
+        service.sessions.close(id);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let clear = format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+        sessions::COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
     response
 }
 

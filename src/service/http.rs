@@ -22,6 +22,10 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
 }
 
+/// The address a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// How long connections still open at shutdown may finish their answers (a clip download).
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -48,9 +52,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(&e).await;
                     continue;
@@ -59,7 +63,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Each request knows its client's address (for the brake on wrong tokens).
+        let service =
+            TowerToHyperService::new(router.clone().layer(axum::Extension(Peer(peer.ip()))));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -14,6 +14,7 @@ mod observe;
 pub mod order;
 mod outbox;
 mod paths;
+pub mod sessions;
 mod time;
 pub mod webhooks;
 
@@ -68,6 +69,8 @@ pub struct Service {
     pub events: Arc<EventBus>,
     /// Each webhook's counters.
     pub webhooks: Vec<Arc<webhooks::WebhookStats>>,
+    /// Browser sessions (the UI's cookie) and the brake on wrong tokens.
+    pub sessions: sessions::Sessions,
     /// The MQTT link's state, when `[mqtt]` is configured.
     pub mqtt: Mutex<Option<Arc<Mutex<mqtt::MqttStatus>>>>,
     /// The id of the last event the clip history has handled (shutdown waits for it).
@@ -146,6 +149,7 @@ impl Service {
             .map(|h| webhooks::Webhook::open(h.clone(), &dirs.recordings))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let events = Arc::new(EventBus::default());
+        let session_lifetime = config.api.session_lifetime;
         let service = Arc::new(Service {
             config,
             dirs,
@@ -154,6 +158,7 @@ impl Service {
             metrics: ServiceMetrics::default(),
             webhooks: hooks.iter().map(|h| h.stats.clone()).collect(),
             mqtt: Mutex::new(None),
+            sessions: sessions::Sessions::new(session_lifetime),
             history_done: watch::channel(events.next_id().saturating_sub(1)).0,
             events,
             shutting_down: AtomicBool::new(false),
