@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::assert_decodes_cleanly;
 use common::mosquitto::{Broker, Received};
-use common::receiver::Receiver;
+use common::receiver::{Receiver, signature};
 use common::rtsp::{Auth, RtspServer};
 use common::serve::{Service, config};
 use serde_json::Value;
@@ -19,18 +19,6 @@ use serde_json::Value;
 const USER: (&str, &str) = ("preroll", "preroll-pw-7");
 const HOOK_SECRET: &str = "hook secret 99";
 
-fn hmac_hex(body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn start(dir: &Path, broker: &Broker, password: &str, extra: &str) -> Service {
@@ -182,7 +170,7 @@ fn triggers_events_discovery_and_a_broker_restart_lose_nothing() {
             .map(|d| {
                 assert_eq!(
                     d.headers.get("x-preroll-signature"),
-                    Some(&hmac_hex(&d.body)),
+                    Some(&signature(HOOK_SECRET, &d.body)),
                     "bad signature"
                 );
                 serde_json::from_slice(&d.body).unwrap()

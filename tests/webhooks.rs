@@ -7,9 +7,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::receiver::{Delivery, Receiver};
+use common::receiver::{Delivery, Receiver, signature};
 use common::serve::{Service, config};
-use hmac::{Hmac, Mac};
 use serde_json::Value;
 
 const SECRET: &str = "a webhook secret, 42";
@@ -40,17 +39,9 @@ fn start(dir: &std::path::Path, config_text: &str) -> Service {
 /// Checks a delivery's signature and headers against its body; returns the event.
 #[track_caller]
 fn checked(d: &Delivery) -> Value {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&d.body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     assert_eq!(
         d.headers.get("x-preroll-signature"),
-        Some(&format!("sha256={hex}")),
+        Some(&signature(SECRET, &d.body)),
         "{d:?}"
     );
     assert_eq!(d.path, "/hook?token=t0k3n");

@@ -10,6 +10,21 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// `sha256=<hex>`: the HMAC-SHA256 of `body` with `secret`, computed here independently of
+/// preroll's code, as a receiver checks `X-Preroll-Signature`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Delivery {
