@@ -9,6 +9,7 @@ pub mod audio;
 pub mod camera;
 pub mod cli;
 pub mod config;
+pub mod live;
 pub mod memory;
 pub mod mp4;
 pub mod recorder;

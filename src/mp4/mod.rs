@@ -4,6 +4,7 @@
 //! byte ranges it is handed; malformed input yields an [`Mp4Error`] naming the box and its
 //! offset, never a panic.
 
+pub mod codecs;
 mod error;
 mod fields;
 mod fourcc;

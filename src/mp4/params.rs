@@ -7,7 +7,7 @@ use super::FourCc;
 use super::error::Result;
 use super::init::Codec;
 use super::kinds::{AVC1, AVC3, HEV1, HVC1};
-use super::reader::Boxes;
+use super::reader::{BoxRef, Boxes};
 
 const AVCC: FourCc = FourCc(*b"avcC");
 const HVCC: FourCc = FourCc(*b"hvcC");
@@ -17,26 +17,10 @@ const VISUAL_ENTRY_FIELDS: usize = 78;
 /// The entry's parameter sets as length-prefixed NAL units (the sample layout), or `None` for
 /// codecs that have none to carry.
 pub fn inband_parameter_sets(entry: &Bytes, codec: Codec) -> Result<Option<Bytes>> {
-    let Some(b) = Boxes::new(entry, 0).next() else {
+    let Some(cfg) = decoder_config(entry, codec)? else {
         return Ok(None);
     };
-    let b = b?;
-    let config = match (codec, b.kind) {
-        (Codec::H264, AVC1 | AVC3) => AVCC,
-        (Codec::H265, HVC1 | HEV1) => HVCC,
-        _ => return Ok(None),
-    };
-    let Some(cfg) = b
-        .children_after(VISUAL_ENTRY_FIELDS)?
-        .find_map(|c| match c {
-            Ok(c) if c.kind == config => Some(Ok(c)),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        })
-    else {
-        return Ok(None);
-    };
-    let cfg = cfg?;
+    let config = cfg.kind;
     let mut f = cfg.fields();
     let mut nals: Vec<&[u8]> = Vec::new();
     let length_size;
@@ -77,4 +61,25 @@ pub fn inband_parameter_sets(entry: &Bytes, codec: Codec) -> Result<Option<Bytes
         out.extend_from_slice(nal);
     }
     Ok(Some(Bytes::from(out)))
+}
+
+/// The `avcC` or `hvcC` box of an H.264 or H.265 sample entry; `None` for other codecs or an
+/// entry without one.
+pub(crate) fn decoder_config(entry: &Bytes, codec: Codec) -> Result<Option<BoxRef<'_>>> {
+    let Some(b) = Boxes::new(entry, 0).next() else {
+        return Ok(None);
+    };
+    let b = b?;
+    let config = match (codec, b.kind) {
+        (Codec::H264, AVC1 | AVC3) => AVCC,
+        (Codec::H265, HVC1 | HEV1) => HVCC,
+        _ => return Ok(None),
+    };
+    b.children_after(VISUAL_ENTRY_FIELDS)?
+        .find_map(|c| match c {
+            Ok(c) if c.kind == config => Some(Ok(c)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .transpose()
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use crate::segment::Segment;
 
 mod feed;
+#[cfg(test)]
+pub(crate) mod memory;
 pub use feed::{Feed, FeedState, Following};
 
 /// How long after the newest part ended a requested point may lie and still be taken as the

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 
 use super::clips::{ClipView, ExtendRefused, MAX_CLIP_SECONDS, NotRecording};
 use super::history::HistoryError;
+use super::listing::ClipQuery;
 use super::observe::{camera_view, metrics_page};
 use super::order::{self, ClipOrder};
 use super::sessions::{self, Verdict};
@@ -27,6 +29,8 @@ pub fn router(service: Arc<Service>) -> Router {
     let api = Router::new()
         .route("/api/cameras", get(list_cameras))
         .route("/api/cameras/{camera}/clips", post(create_clip))
+        .route("/api/cameras/{camera}/live", get(super::live::socket))
+        .route("/api/cameras/{camera}/live.mp4", get(super::live::mp4))
         .route("/api/clips", get(list_clips))
         .route("/api/clips/{id}", get(get_clip).delete(delete_clip))
         .route("/api/clips/{id}/stop", post(stop_clip))
@@ -42,7 +46,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .route("/api/session", post(login).delete(logout))
+        .route(
+            "/api/session",
+            get(session_state).post(login).delete(logout),
+        )
+        .route("/", get(super::ui::page))
+        .route("/ui/{file}", get(super::ui::part))
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(service.config.api.max_body_bytes))
@@ -54,6 +63,10 @@ pub fn router(service: Arc<Service>) -> Router {
 pub struct ApiError(StatusCode, String);
 
 impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError(status, message.into())
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         error(StatusCode::BAD_REQUEST, message)
     }
@@ -236,6 +249,17 @@ async fn login(
     Ok(response)
 }
 
+/// `GET /api/session`: whether the request carries a live session cookie (the UI asks before
+/// it shows the login, so a page load causes no refused request).
+async fn session_state(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let live = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sessions::session_cookie)
+        .is_some_and(|id| service.sessions.valid(id));
+    axum::Json(serde_json::json!({ "session": live })).into_response()
+}
+
 /// `DELETE /api/session`: closes the cookie's session, if any, and clears the cookie.
 async fn logout(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     if let Some(id) = headers
@@ -314,12 +338,16 @@ async fn delete_clip(
 
 async fn list_clips(
     State(service): State<Arc<Service>>,
-) -> Result<axum::Json<Vec<ClipView>>, ApiError> {
-    service
-        .clips
-        .all()
-        .map(axum::Json)
-        .map_err(history_unreadable)
+    query: Result<Query<ClipQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let all = service.clips.all().map_err(history_unreadable)?;
+    let page = query.apply(all).map_err(ApiError::bad_request)?;
+    let mut response = axum::Json(page.clips).into_response();
+    response
+        .headers_mut()
+        .insert("x-total-count", HeaderValue::from(page.total));
+    Ok(response)
 }
 
 async fn stop_clip(

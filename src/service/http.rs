@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
@@ -38,7 +38,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    // Connections are told to finish through `stopping`, and waited for through `open`.
+    // (hyper-util's GracefulShutdown cannot watch connections that may upgrade.)
+    let (stopping, stop) = watch::channel(false);
+    let open = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
@@ -66,19 +69,34 @@ pub async fn serve(
         // Each request knows its client's address (for the brake on wrong tokens).
         let service =
             TowerToHyperService::new(router.clone().layer(axum::Extension(Peer(peer.ip()))));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        let http = http.clone();
+        let mut stop = stop.clone();
+        open.spawn(async move {
+            // Upgrades: the live view's WebSockets (each then runs on its own task, and
+            // ends when the service stops).
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = async {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!("HTTP connection: {e}");
             }
             drop(permit);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    stopping.send_replace(true);
+    open.close();
+    if tokio::time::timeout(DRAIN, open.wait()).await.is_err() {
         tracing::info!(
             "HTTP connections still open after {} s are closed",
             DRAIN.as_secs()

@@ -8,6 +8,8 @@ pub mod events;
 mod history;
 mod http;
 mod listeners;
+mod listing;
+mod live;
 mod metrics;
 pub mod mqtt;
 mod observe;
@@ -16,9 +18,10 @@ mod outbox;
 mod paths;
 pub mod sessions;
 mod time;
+mod ui;
 pub mod webhooks;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -75,7 +78,8 @@ pub struct Service {
     pub mqtt: Mutex<Option<Arc<Mutex<mqtt::MqttStatus>>>>,
     /// The id of the last event the clip history has handled (shutdown waits for it).
     history_done: watch::Sender<u64>,
-    shutting_down: AtomicBool,
+    /// True once the service stops: refuses new clips, and ends long-lived streams.
+    shutting_down: watch::Sender<bool>,
     /// Clips not yet final; shutdown waits for this to reach 0.
     active: watch::Sender<usize>,
     /// The cameras run here, apart from the API (see [`IngestRuntime`]). Declared last: it
@@ -161,7 +165,7 @@ impl Service {
             sessions: sessions::Sessions::new(session_lifetime),
             history_done: watch::channel(events.next_id().saturating_sub(1)).0,
             events,
-            shutting_down: AtomicBool::new(false),
+            shutting_down: watch::channel(false).0,
             active,
             _ingest: ingest,
         });
@@ -203,7 +207,7 @@ impl Service {
         camera_name: &str,
         order: ClipOrder,
     ) -> Result<Arc<Clip>, ClipRefused> {
-        if self.shutting_down.load(Ordering::SeqCst) {
+        if *self.shutting_down.borrow() {
             return Err(ClipRefused::ShuttingDown);
         }
         // Each clip in progress holds a writer thread and a file: a client may not take all
@@ -351,7 +355,7 @@ impl Service {
     /// Refuses new clips, stops every clip in progress, and waits (up to `limit`) until all
     /// of them are finalized.
     pub async fn shut_down(&self, limit: Duration) -> bool {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutting_down.send_replace(true);
         for clip in self.clips.in_memory() {
             let _ = clip.stop();
         }
@@ -383,7 +387,14 @@ impl Service {
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+        *self.shutting_down.borrow()
+    }
+
+    /// Resolves once the service is stopping (at once if it already is).
+    pub async fn stopping(&self) {
+        let mut rx = self.shutting_down.subscribe();
+        // An error means the service is gone, which is stopping too.
+        let _ = rx.wait_for(|stopping| *stopping).await;
     }
 }
 
@@ -437,7 +448,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 reason: Some(why.to_string()),
                 ..EventBody::new(EventKind::ServiceStopping)
             });
-            service.shutting_down.store(true, Ordering::SeqCst);
+            service.shutting_down.send_replace(true);
             for clip in service.clips.in_memory() {
                 let _ = clip.stop();
             }

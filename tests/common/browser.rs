@@ -92,8 +92,14 @@ pub fn play(job: &Value) -> (Value, String) {
 
 /// Runs the driver with a time limit; returns its JSON report and its stderr.
 pub fn run_driver(job: &Value) -> (Value, String) {
+    run_script("play.mjs", job, Duration::from_secs(120))
+}
+
+/// Runs one of the driver scripts in tests/browser with `job` as its argument; returns its
+/// JSON report and its stderr.
+pub fn run_script(script: &str, job: &Value, limit: Duration) -> (Value, String) {
     let mut child = Command::new("node")
-        .arg(Path::new(DRIVER).join("play.mjs"))
+        .arg(Path::new(DRIVER).join(script))
         .arg(job.to_string())
         .current_dir(DRIVER)
         // playwright copies Chromium's stdout and stderr to ours under this debug name.
@@ -120,11 +126,11 @@ pub fn run_driver(job: &Value) -> (Value, String) {
         if let Some(status) = child.try_wait().expect("wait for node") {
             break status;
         }
-        if start.elapsed() > Duration::from_secs(120) {
+        if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "the browser driver ran over 120 s; stderr:\n{}",
+                "the browser driver {script} ran over {limit:?}; stderr:\n{}",
                 err.join().unwrap_or_default()
             );
         }

@@ -54,6 +54,13 @@ A live SPEC may end in `?params=sdp` (after drop-every, joined by `&`): the vide
 parameter sets (SPS/PPS, VPS) are only in the SDP, never in-band before keyframes, as some
 cameras send them (h264 and h264b; the H.265 encoder repeats them itself).
 
+A live SPEC may end in `?clock`: instead of the test pattern, each picture carries the
+wall-clock time it was made as a barcode, for measuring a viewer's latency. The value is
+floor(unix_time * 25) mod 65536 (the number of the 40 ms tick since the epoch), in 16 blocks
+across the top quarter of the picture, bit 0 leftmost, white for 1 and black for 0; diagonal
+stripes move below it so the encoder makes real P-frames. A viewer that reads value v at
+time t is (floor(t * 25) - v) mod 65536 ticks of 40 ms behind the source.
+
 A live SPEC may also end in `?gop=N` (joined to the other options by `&`, e.g.
 `live:h264?gop=250&drop-every=50`): a keyframe every N frames (1 to 3000) instead of every
 25, i.e. a GOP of N/25 s. `gop=250` is a 10 s GOP, as cameras with long GOPs have (the
@@ -71,6 +78,8 @@ It prints `KICKED N` on stdout, N being the number of clients dropped.
 import argparse
 import signal
 import sys
+import threading
+import time
 
 import gi
 
@@ -245,9 +254,61 @@ class SpecError(Exception):
     pass
 
 
-def live_launch(spec, inband=True, gop=FPS):
+CLOCK_BITS = 16
+
+
+def clock_source(width, height):
+    """Raw pictures pushed by a ClockPainter (see `?clock`)."""
+    return (
+        "appsrc name=clock is-live=true format=time do-timestamp=true"
+        f" caps=video/x-raw,format=I420,width={width},height={height},framerate={FPS}/1"
+    )
+
+
+class ClockPainter:
+    """Feeds a `?clock` mount's appsrc: one picture per 40 ms tick of the wall clock, its
+    barcode the tick's number, until the media stops taking buffers."""
+
+    def __init__(self, media):
+        src = media.get_element().get_by_name("clock")
+        caps = src.get_property("caps").get_structure(0)
+        self.src = src
+        self.width, self.height = caps.get_value("width"), caps.get_value("height")
+        # A sawtooth twice the width: row r of tick n is a window into it, so stripes run
+        # diagonally and move 4 pixels a tick.
+        self.saw = bytes((x * 4) % 200 + 30 for x in range(2 * self.width))
+        self.chroma = bytes([128]) * (self.width * self.height // 2)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def picture(self, n):
+        w, h = self.width, self.height
+        block = w // CLOCK_BITS
+        row = b"".join(
+            bytes([235 if (n >> b) & 1 else 16]) * block for b in range(CLOCK_BITS)
+        )
+        row += bytes([16]) * (w - len(row))
+        band = h // 4
+        rows = [row * band]
+        for r in range(band, h):
+            at = (n * 4 + r) % w
+            rows.append(self.saw[at : at + w])
+        return b"".join(rows) + self.chroma
+
+    def run(self):
+        tick = 1 / FPS
+        while True:
+            now = time.time()
+            n = int(now // tick) + 1
+            time.sleep(max(0.0, n * tick - time.time()))
+            buf = Gst.Buffer.new_wrapped(self.picture(n % (1 << CLOCK_BITS)))
+            if self.src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+                return
+
+
+def live_launch(spec, inband=True, gop=FPS, clock=False):
     """The launch line of a live:VIDEO[@WxH][+AUDIO] mount; `inband` False keeps the
-    parameter sets out of the stream (SDP only); `gop` is the keyframe interval in frames."""
+    parameter sets out of the stream (SDP only); `gop` is the keyframe interval in frames;
+    `clock` draws pictures that carry the time (see `?clock`)."""
     video, _, audio = spec.partition("+")
     video, at, size = video.partition("@")
     if video not in LIVE_VIDEO:
@@ -259,7 +320,8 @@ def live_launch(spec, inband=True, gop=FPS):
     encode = LIVE_VIDEO[video].format(
         interval=-1 if inband else 0, repeat="" if inband else ":repeat-headers=0", gop=gop
     )
-    parts = [f"{live_video_source(width, height)} ! {encode}"]
+    source = clock_source(width, height) if clock else live_video_source(width, height)
+    parts = [f"{source} ! {encode}"]
     if audio:
         parts.append(audio_launch(audio))
     return "( " + " ".join(parts) + " )"
@@ -472,6 +534,7 @@ def make_factory(spec):
     drop_every = None
     inband = True
     gop = FPS
+    clock = False
     for option in query.split("&") if query else []:
         key, _, value = option.partition("=")
         if key == "drop-every" and value.isdigit() and int(value) >= 2:
@@ -480,19 +543,24 @@ def make_factory(spec):
             inband = False
         elif key == "gop" and value.isdigit() and 1 <= int(value) <= 3000 and spec.startswith("live:"):
             gop = int(value)
+        elif key == "clock" and not value and spec.startswith("live:"):
+            clock = True
         else:
             raise SpecError(
                 f"unknown option {option!r} in {spec!r}: want drop-every=N (N >= 2)"
-                " or, for live mounts, params=sdp or gop=N (1 <= N <= 3000)"
+                " or, for live mounts, params=sdp, gop=N (1 <= N <= 3000) or clock"
             )
     kind, _, arg = spec.partition(":")
     factory = GstRtspServer.RTSPMediaFactory()
     if kind == "live":
-        factory.set_launch(live_launch(arg, inband, gop))
+        factory.set_launch(live_launch(arg, inband, gop, clock))
         # One encoder per mount, whatever the number of clients: that is a camera, and it
         # keeps the CPU cost of a mount fixed.
         factory.set_shared(True)
         factory.connect("media-configure", refuse_seeking)
+        if clock:
+            # The painter lives as long as its thread, which ends with the media.
+            factory.connect("media-configure", lambda _factory, media: ClockPainter(media))
     elif kind in ("file", "file-loop"):
         factory.set_launch(file_launch(arg))
         # Each client gets its own pipeline, from the start of the file: a reconnecting
