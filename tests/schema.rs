@@ -43,12 +43,16 @@ pub fn run_schemathesis(max_examples: u32) -> (bool, String) {
         .args(["--checks", "all", "--workers", "1", "--max-failures", "20"])
         .args(["--max-examples", &max_examples.to_string()])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        // An endless stream (Server-Sent Events): its own tests are in tests/events.rs. And
-        // the login, whose wrong tokens would brake every later request for a minute (its
-        // own tests are in tests/session.rs).
+        // Endless streams (Server-Sent Events, and the live view): their own tests are in
+        // tests/events.rs and tests/live.rs. And the login, whose wrong tokens would brake
+        // every later request for a minute (its own tests are in tests/session.rs).
         .args([
             "--exclude-path",
             "/api/events",
+            "--exclude-path",
+            "/api/cameras/{camera}/live",
+            "--exclude-path",
+            "/api/cameras/{camera}/live.mp4",
             "--exclude-path",
             "/api/session",
         ])
