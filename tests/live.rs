@@ -21,15 +21,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn start(dir: &Path, rtsp: &RtspServer, mounts: &[&str]) -> Service {
-    let cameras: String = mounts
-        .iter()
-        .map(|c| {
-            format!(
-                "[[cameras]]\nname = \"{c}\"\nsource = \"{}\"\n\n",
-                rtsp.url(c)
-            )
-        })
-        .collect();
+    let cameras = rtsp.cameras_config(mounts);
     let svc = Service::start(dir, &config(dir, &cameras));
     svc.wait_cameras(mounts, 2.0, LIMIT);
     svc
@@ -123,6 +115,20 @@ impl Seen {
     }
 }
 
+impl Seen {
+    /// The latest init and the media after it written to `path` as one file, which must
+    /// decode cleanly; what ffprobe says of it.
+    fn to_file(&self, path: &Path) -> Probe {
+        let mut bytes = self.init_bytes.last().expect("an init").clone();
+        for m in &self.media {
+            bytes.extend_from_slice(m);
+        }
+        std::fs::write(path, &bytes).unwrap();
+        assert_decodes_cleanly(path);
+        Probe::of(path)
+    }
+}
+
 /// The four-character type of the first box of `b`.
 fn first_box(b: &[u8]) -> &str {
     std::str::from_utf8(&b[4..8]).unwrap_or("?")
@@ -163,14 +169,7 @@ fn a_websocket_viewer_gets_the_init_then_parts_from_a_keyframe() {
     assert_eq!(seen.statuses[0]["camera"]["name"], "front");
     assert_eq!(seen.statuses[0]["camera"]["connected"], true);
 
-    let file = d.path().join("live.mp4");
-    let mut bytes = seen.init_bytes[0].clone();
-    for m in &seen.media {
-        bytes.extend_from_slice(m);
-    }
-    std::fs::write(&file, &bytes).unwrap();
-    assert_decodes_cleanly(&file);
-    let probe = Probe::of(&file);
+    let probe = seen.to_file(&d.path().join("live.mp4"));
     let video = probe.stream_of("video").expect("video");
     let packets = probe.packets_of(video);
     assert!(packets[0].key, "the first picture is a keyframe");
@@ -193,6 +192,11 @@ fn live_mp4_plays_in_ffmpeg_with_the_token_and_twenty_viewers_cost_no_camera_con
     let svc = start(d.path(), &rtsp, &["front"]);
     let refused = svc.request("GET", "/api/cameras/front/live.mp4", None, &[], None);
     assert_eq!(refused.status, 401);
+    let wrong = "/api/cameras/front/live.mp4?token=not-the-token";
+    assert_eq!(svc.request("GET", wrong, None, &[], None).status, 401);
+    // The token in the URL works for live.mp4 alone.
+    let elsewhere = format!("/api/cameras?token={TOKEN}");
+    assert_eq!(svc.request("GET", &elsewhere, None, &[], None).status, 401);
 
     let out = d.path().join("from-ffmpeg.mp4");
     let url = format!("{}/api/cameras/front/live.mp4", svc.base);
@@ -214,6 +218,18 @@ fn live_mp4_plays_in_ffmpeg_with_the_token_and_twenty_viewers_cost_no_camera_con
     let packets = probe.packets_of(video);
     assert!(packets[0].key);
     assert!(packets.len() >= 70, "{} frames", packets.len());
+
+    // With the token in the URL, as Home Assistant's generic camera sends it.
+    let out = d.path().join("from-url.mp4");
+    let url = format!("{}/api/cameras/front/live.mp4?token={TOKEN}", svc.base);
+    common::ffmpeg(&["-i", &url, "-t", "1", "-c", "copy", s(&out)]);
+    let probe = Probe::of(&out);
+    assert!(
+        probe
+            .packets_of(probe.stream_of("video").expect("video"))
+            .len()
+            >= 20
+    );
 
     // Twenty viewers at once: each gets its picture, and the camera still has one
     // connection (no reconnect, nothing lost).
@@ -263,14 +279,7 @@ fn a_camera_back_at_another_resolution_sends_its_viewers_a_new_init() {
         (Some(320), Some(240))
     );
     // The new stream starts at a keyframe, in the new size.
-    let file = d.path().join("after.mp4");
-    let mut bytes = after.init_bytes[0].clone();
-    for m in &after.media {
-        bytes.extend_from_slice(m);
-    }
-    std::fs::write(&file, &bytes).unwrap();
-    assert_decodes_cleanly(&file);
-    let probe = Probe::of(&file);
+    let probe = after.to_file(&d.path().join("after.mp4"));
     let video = probe.stream_of("video").expect("video");
     assert!(probe.packets_of(video)[0].key);
     assert_eq!(probe.streams[video].width, Some(320));

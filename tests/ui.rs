@@ -31,15 +31,7 @@ fn the_ui_logs_in_shows_live_cameras_takes_plays_and_deletes_a_clip() {
         Auth::None,
     )
     .unwrap();
-    let cameras: String = ["door", "yard", "hevc"]
-        .iter()
-        .map(|c| {
-            format!(
-                "[[cameras]]\nname = \"{c}\"\nsource = \"{}\"\n\n",
-                rtsp.url(c)
-            )
-        })
-        .collect();
+    let cameras = rtsp.cameras_config(&["door", "yard", "hevc"]);
     let svc = Service::start(d.path(), &config(d.path(), &cameras));
     svc.wait_cameras(&["door", "yard", "hevc"], 2.0, Duration::from_secs(60));
     let reconnects_before = reconnects(&svc);
@@ -87,7 +79,7 @@ fn the_ui_logs_in_shows_live_cameras_takes_plays_and_deletes_a_clip() {
         assert_eq!(t["no_picture"], false, "{cam}: {t}\n{context}");
         let first = t["first_picture_ms"].as_f64().unwrap_or(f64::MAX);
         assert!(
-            first <= 1500.0,
+            first <= 1000.0,
             "{cam}: first picture after {first} ms (login included)\n{context}"
         );
         let facts = t["facts"].as_str().unwrap_or("");
@@ -112,8 +104,9 @@ fn the_ui_logs_in_shows_live_cameras_takes_plays_and_deletes_a_clip() {
         let median = l["median"].as_f64().unwrap_or(f64::MAX);
         let p95 = l["p95"].as_f64().unwrap_or(f64::MAX);
         assert!(median <= 1.0, "{cam}: median latency {median} s\n{context}");
+        // Stalls on a loaded machine come and go; they must not pile up.
         assert!(
-            p95 <= 1.2,
+            p95 <= 1.5,
             "{cam}: 95th percentile latency {p95} s\n{context}"
         );
     }
@@ -139,6 +132,11 @@ fn the_ui_logs_in_shows_live_cameras_takes_plays_and_deletes_a_clip() {
         (preroll - 2.0).abs() <= 0.05,
         "preroll {preroll}\n{context}"
     );
+    let download = &clip["download"];
+    assert_eq!(download["status"], 200, "{context}");
+    assert_eq!(download["type"], "video/mp4", "{context}");
+    assert_eq!(download["bytes"], api["bytes"], "{context}");
+    assert_eq!(download["name"], format!("door-{id}.mp4"), "{context}");
     let player = &clip["player"];
     let duration = player["duration"].as_f64().unwrap_or(0.0);
     assert!(
@@ -285,4 +283,51 @@ fn unix_seconds(s: &str) -> f64 {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("date cannot read {s:?}"))
+}
+
+/// The live view over a long run (`scripts/live-latency.sh`; LATENCY_MINUTES, default 10):
+/// one clock camera with a 1 s GOP, watched in Chromium; the latency in the first minute
+/// and in the last must stay within the targets (1.0 s at the start, 1.5 s at the end).
+#[test]
+#[ignore = "a 10-minute run: scripts/live-latency.sh"]
+fn live_latency_stays_low_for_ten_minutes() {
+    check_tools();
+    let minutes: u64 = std::env::var("LATENCY_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10);
+    let d = tempfile::tempdir().unwrap();
+    let rtsp = RtspServer::start(&[("door", "live:h264?clock")], Auth::None).unwrap();
+    let cameras = rtsp.cameras_config(&["door"]);
+    let svc = Service::start(d.path(), &config(d.path(), &cameras));
+    svc.wait_cameras(&["door"], 2.0, Duration::from_secs(60));
+    let job = json!({
+        "base": svc.base, "token": TOKEN, "chromium": CHROMIUM,
+        "cameras": ["door"], "minutes": minutes,
+    });
+    let limit = Duration::from_secs(minutes * 60 + 120);
+    let (r, stderr) = run_script("latency.mjs", &job, limit);
+    assert!(r["failure"].is_null(), "{r}\n{stderr}");
+    let per_minute = r["minutes"]["door"].as_array().expect("minutes");
+    println!("Chromium {}; latency per minute (s):", r["browser"]);
+    println!("minute  frames  median  p95    max");
+    for (i, m) in per_minute.iter().enumerate() {
+        println!(
+            "{:>6}  {:>6}  {:>6.2}  {:>5.2}  {:>5.2}",
+            i + 1,
+            m["distinct_frames"],
+            m["median"].as_f64().unwrap_or(f64::NAN),
+            m["p95"].as_f64().unwrap_or(f64::NAN),
+            m["max"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let (first, last) = (&per_minute[0], &per_minute[per_minute.len() - 1]);
+    assert!(
+        first["median"].as_f64().unwrap_or(f64::MAX) <= 1.0,
+        "{first}"
+    );
+    assert!(last["median"].as_f64().unwrap_or(f64::MAX) <= 1.5, "{last}");
+    assert!(last["p95"].as_f64().unwrap_or(f64::MAX) <= 1.5, "{last}");
+    assert_eq!(r["console"], json!([]), "console errors");
+    assert_eq!(reconnects(&svc), 0, "{}", svc.log());
 }

@@ -141,8 +141,10 @@ async fn require_token(
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(t) = presented {
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or_else(|| url_token(&request));
+    if let Some(t) = presented.as_deref() {
         return match service
             .sessions
             .check_token(from, t, &service.config.api.token)
@@ -181,6 +183,18 @@ async fn require_token(
             "missing bearer token (send Authorization: Bearer <token>, or log in for a session)",
         ),
     }
+}
+
+/// `?token=` on `GET /api/cameras/{camera}/live.mp4` only: players that take a URL and no
+/// headers (Home Assistant's generic camera, many NVR viewers) have no other way to send it.
+/// A URL is easier to leak than a header (shell history, a proxy's log); the README says so.
+fn url_token(request: &Request) -> Option<String> {
+    if request.method() != Method::GET || !request.uri().path().ends_with("/live.mp4") {
+        return None;
+    }
+    let Query(query) =
+        Query::<std::collections::HashMap<String, String>>::try_from_uri(request.uri()).ok()?;
+    query.get("token").cloned()
 }
 
 fn client(peer: Option<axum::Extension<super::http::Peer>>) -> std::net::IpAddr {

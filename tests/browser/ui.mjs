@@ -26,6 +26,7 @@
 // - `console`: every console message and page error, with the step it came in.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import { installReader, sampleLatency, summarize } from './clock.mjs';
 
 const job = JSON.parse(process.argv[2]);
 const out = { console: [] };
@@ -39,32 +40,6 @@ const ARGS = [
   '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
   '--disable-backgrounding-occluded-windows', '--autoplay-policy=no-user-gesture-required',
 ];
-
-// In the page: the barcode of the frame on screen in `video` (16 blocks across its top
-// quarter, bit 0 leftmost), read through a canvas.
-function installReader() {
-  window.__read = (video) => {
-    const w = video.videoWidth;
-    const h = video.videoHeight;
-    if (!w || !h) return null;
-    const c = window.__canvas || (window.__canvas = document.createElement('canvas'));
-    c.width = w;
-    c.height = h;
-    const g = c.getContext('2d', { willReadFrequently: true });
-    g.drawImage(video, 0, 0, w, h);
-    const row = g.getImageData(0, Math.floor(h / 8), w, 1).data;
-    const block = w / 16;
-    let v = 0;
-    for (let b = 0; b < 16; b++) {
-      const x = Math.floor(block * b + block / 2);
-      const luma = 0.299 * row[4 * x] + 0.587 * row[4 * x + 1] + 0.114 * row[4 * x + 2];
-      if (luma > 128) v |= 1 << b;
-    }
-    return v;
-  };
-  // Ticks behind: the 40 ms tick now minus the frame's, modulo 2^16.
-  window.__behind = (v, now) => (((Math.floor(now / 40) - v) % 65536) + 65536) % 65536;
-}
 
 async function a11y(page) {
   return page.evaluate(async () => {
@@ -165,41 +140,8 @@ async function main() {
   step = 'latency';
   out.latency = {};
   const clocks = job.cameras.filter((c) => c.clock).map((c) => c.name);
-  const samples = await page.evaluate(async ({ clocks, ms }) => {
-    const got = Object.fromEntries(clocks.map((c) => [c, []]));
-    const stops = [];
-    for (const name of clocks) {
-      const v = document.querySelector(`.tile[data-camera="${name}"] video`);
-      let on = true;
-      const cb = (now, meta) => {
-        if (!on) return;
-        const tick = window.__read(v);
-        if (tick !== null) got[name].push({ t: Date.now(), behind: window.__behind(tick, Date.now()), time: v.currentTime });
-        v.requestVideoFrameCallback(cb);
-      };
-      v.requestVideoFrameCallback(cb);
-      stops.push(() => { on = false; });
-    }
-    await new Promise((r) => setTimeout(r, ms));
-    stops.forEach((s) => s());
-    return got;
-  }, { clocks, ms: (job.latency_seconds || 10) * 1000 });
-  for (const [name, list] of Object.entries(samples)) {
-    const s = list.map((x) => x.behind * 0.04).sort((a, b) => a - b);
-    const at = (q) => (s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : null);
-    // The worst latency in each second, to tell a slow start from drift or stalls.
-    const t0 = list.length ? list[0].t : 0;
-    const worst = [];
-    for (const x of list) {
-      const i = Math.floor((x.t - t0) / 1000);
-      worst[i] = Math.max(worst[i] ?? 0, Math.round(x.behind * 40) / 1000);
-    }
-    const ticks = new Set(list.map((x) => (Math.floor(x.t / 40) - x.behind + 65536) % 65536));
-    out.latency[name] = {
-      frames: s.length, distinct_frames: ticks.size, median: at(0.5), p95: at(0.95),
-      max: s.length ? s[s.length - 1] : null, min: s.length ? s[0] : null, worst_per_second: worst,
-    };
-  }
+  const samples = await sampleLatency(page, clocks, (job.latency_seconds || 10) * 1000);
+  for (const [name, list] of Object.entries(samples)) out.latency[name] = summarize(list);
   await shot('cameras-1280x800');
   out.a11y.cameras = await a11y(page);
 
@@ -259,6 +201,14 @@ async function main() {
     }, { id, limit: (c.duration + 20) * 1000 });
     Object.assign(out.clip, ready);
     out.clip.row_text = await page.textContent(`li[data-clip="${id}"]`).catch(() => null);
+    // The Download link: where it points, the name it saves as, and what that answers.
+    out.clip.download = await page.evaluate(async (id) => {
+      const a = document.querySelector(`li[data-clip="${id}"] a[download]`);
+      if (!a) return null;
+      const r = await fetch(a.href);
+      const body = await r.arrayBuffer();
+      return { name: a.getAttribute('download'), status: r.status, type: r.headers.get('content-type'), bytes: body.byteLength };
+    }, id);
 
     await page.click(`li[data-clip="${id}"] button:has-text("Play")`);
     await page.waitForFunction(() => document.getElementById('player-video').readyState >= 2, null, { timeout: 10000 });

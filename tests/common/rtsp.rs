@@ -122,6 +122,19 @@ impl RtspServer {
         }
     }
 
+    /// `[[cameras]]` tables for preroll's config, one per mount, named after it.
+    pub fn cameras_config(&self, mounts: &[&str]) -> String {
+        mounts
+            .iter()
+            .map(|m| {
+                format!(
+                    "[[cameras]]\nname = \"{m}\"\nsource = \"{}\"\n\n",
+                    self.url(m)
+                )
+            })
+            .collect()
+    }
+
     pub fn url_without_credentials(&self, mount: &str) -> String {
         format!("rtsp://127.0.0.1:{}/{mount}", self.port)
     }
