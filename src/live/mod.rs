@@ -95,7 +95,7 @@ impl<F: Feed + ?Sized> LiveStream<F> {
         loop {
             while let Some(part) = self.pending.pop_front() {
                 match self.take(part) {
-                    Taken::Chunk(c) => return Ok(c),
+                    Taken::Media(first) => return Ok(self.coalesce(first)),
                     Taken::InitFirst(init, part) => {
                         self.pending.push_front(part);
                         return Ok(LiveChunk::Init(init));
@@ -122,6 +122,40 @@ impl<F: Feed + ?Sized> LiveStream<F> {
                 return Err(LiveEnd::Ended);
             }
         }
+    }
+
+    /// `first` and the parts already waiting after it, as one chunk: a viewer that starts or
+    /// catches up gets what is there at once, so its player can start at the live edge of
+    /// all of it rather than at the end of the first part.
+    fn coalesce(&mut self, first: Bytes) -> LiveChunk {
+        let mut more: Vec<Bytes> = Vec::new();
+        while let Some(part) = self.pending.pop_front() {
+            match self.take(part) {
+                Taken::Media(b) => more.push(b),
+                Taken::InitFirst(_, part) => {
+                    // Not now: the next call sends the init, then this part.
+                    self.init = None;
+                    self.pending.push_front(part);
+                    break;
+                }
+                Taken::Skipped => {}
+                Taken::Failed(e) => {
+                    tracing::warn!(camera = self.feed.name(), "live view: {e}");
+                    self.resync = true;
+                }
+            }
+        }
+        if more.is_empty() {
+            return LiveChunk::Media(first);
+        }
+        let mut all = bytes::BytesMut::with_capacity(
+            first.len() + more.iter().map(Bytes::len).sum::<usize>(),
+        );
+        all.extend_from_slice(&first);
+        for b in more {
+            all.extend_from_slice(&b);
+        }
+        LiveChunk::Media(all.freeze())
     }
 
     /// Parts to send next: from the newest keyframe at the start and after falling behind,
@@ -178,7 +212,7 @@ impl<F: Feed + ?Sized> LiveStream<F> {
             Ok(bytes) => {
                 self.stream = Some(part.stream_id);
                 self.resync = false;
-                Taken::Chunk(LiveChunk::Media(bytes))
+                Taken::Media(bytes)
             }
             Err(e) => Taken::Failed(e),
         }
@@ -186,7 +220,7 @@ impl<F: Feed + ?Sized> LiveStream<F> {
 }
 
 enum Taken {
-    Chunk(LiveChunk),
+    Media(Bytes),
     InitFirst(LiveInit, Arc<Segment>),
     Skipped,
     Failed(MuxError),

@@ -9,7 +9,7 @@
 // over hours (the drift users report of other MSE players).
 
 const MARGIN = 0.1; // seconds kept beyond one part
-const JUMP = 1.0; // seconds beyond the target at which the player jumps
+const JUMP = 0.5; // seconds beyond the target at which the player jumps
 const KEEP = 10; // seconds of played media kept buffered (for the decoder, not for seeking)
 
 export class LivePlayer {
@@ -162,6 +162,9 @@ export class LivePlayer {
     }
     this.lastEnd = end;
     const target = this.partSeconds + MARGIN;
+    // A new stream comes as a burst (the parts from the keyframe on): start once it is all
+    // in, at the live edge, rather than at the end of its first part.
+    if (!this.started && this.queue.length) return;
     if (!this.started) {
       this.started = true;
       v.currentTime = Math.max(start, end - target);
