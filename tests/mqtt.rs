@@ -253,6 +253,39 @@ fn triggers_events_discovery_and_a_broker_restart_lose_nothing() {
         svc.get("/api/clips").json().as_array().unwrap().len(),
         clips_before
     );
+
+    // keep: an empty payload marks the clip, `{"keep": false}` unmarks it, a bad one is
+    // refused by name.
+    let m1_id = done["id"].as_str().unwrap();
+    let kept = |want: bool| {
+        common::wait_for(
+            LIMIT,
+            || svc.get(&format!("/api/clips/{m1_id}")).json()["keep"].clone(),
+            |k| *k == want,
+            |k| format!("keep is {k}"),
+        )
+    };
+    broker.publish(&format!("preroll/clips/{m1_id}/keep"), "", false);
+    kept(true);
+    broker.publish(
+        &format!("preroll/clips/{m1_id}/keep"),
+        r#"{"keep": false}"#,
+        false,
+    );
+    kept(false);
+    broker.publish(
+        &format!("preroll/clips/{m1_id}/keep"),
+        r#"{"keep": "yes"}"#,
+        false,
+    );
+    everything.wait(LIMIT, |got| {
+        events_on(got, "preroll/events").iter().any(|e| {
+            e["kind"] == "trigger.refused"
+                && e["reason"].as_str().is_some_and(|r| {
+                    r.contains(&format!("preroll/clips/{m1_id}/keep")) && r.contains("invalid type")
+                })
+        })
+    });
     drop(everything);
 
     // The broker dies mid-clip, and comes back refusing the service's password for a while:

@@ -170,6 +170,16 @@ fn the_ui_logs_in_shows_live_cameras_takes_plays_and_deletes_a_clip() {
     );
 
     // Delete asks for a confirmation, then removes the clip.
+    for (state, text, kept) in [
+        ("before", "Keep", false),
+        ("marked", "Kept", true),
+        ("unmarked", "Keep", false),
+    ] {
+        let k = &r["keep"][state];
+        assert_eq!(k["text"], text, "keep {state}: {context}");
+        assert_eq!(k["pressed"], kept.to_string(), "keep {state}: {context}");
+        assert_eq!(k["api"], kept, "keep {state}: {context}");
+    }
     assert_eq!(r["delete"]["armed_text"], "Confirm delete", "{context}");
     assert_eq!(r["delete"]["row_gone"], true, "{context}");
     assert_eq!(r["delete"]["api_status"], 404, "{context}");

@@ -4,6 +4,7 @@
 //! starts; see `preroll.example.toml` for every key.
 
 mod mqtt;
+mod retention;
 mod table;
 mod webhooks;
 
@@ -16,6 +17,7 @@ use crate::ring::RingLimits;
 use crate::source::{Pace, SourceErrorKind, SourceSpec, Transport};
 
 pub use mqtt::MqttConfig;
+pub use retention::{CameraRetention, MinFree, RetentionConfig};
 use table::Fields;
 pub use table::{Problem, Secret};
 pub use webhooks::WebhookConfig;
@@ -34,6 +36,7 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     pub webhooks: Vec<WebhookConfig>,
     pub mqtt: Option<MqttConfig>,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,8 @@ pub struct CameraConfig {
     /// MQTT trigger, Home Assistant's button).
     pub clip_duration: Duration,
     pub clip_lookback: Duration,
+    /// This camera's own retention limits, over `[retention]`'s.
+    pub retention: CameraRetention,
 }
 
 pub const DEFAULT_CLIP_DURATION: Duration = Duration::from_secs(30);
@@ -122,6 +127,16 @@ impl std::error::Error for ConfigErrors {}
 impl Config {
     /// Reads and checks a config file. Relative paths in it are relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::read(path, &|k: &str| std::env::var(k).ok())
+    }
+
+    /// Reads a config for a command that works on its files only (`preroll prune`): secrets
+    /// it will not use (the API token, MQTT and webhook secrets) need not be set.
+    pub fn load_for_files(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::read(path, &|_: &str| Some("not-used-by-this-command".to_owned()))
+    }
+
+    fn read(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
             file: file.clone(),
@@ -131,8 +146,7 @@ impl Config {
             }],
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let env = |k: &str| std::env::var(k).ok();
-        Config::parse(&text, base, &env).map_err(|problems| ConfigErrors { file, problems })
+        Config::parse(&text, base, env).map_err(|problems| ConfigErrors { file, problems })
     }
 
     /// Checks config text; `env` looks up environment variables (the token).
@@ -154,6 +168,7 @@ impl Config {
         let cameras = fields.array("cameras");
         let webhooks = fields.array("webhooks");
         let mqtt = fields.table("mqtt");
+        let retention = fields.table("retention");
         fields.finish();
 
         let api = read_api(api, env, &mut problems);
@@ -161,6 +176,7 @@ impl Config {
         let cameras = read_cameras(cameras, base, &mut problems);
         let webhooks = webhooks::read_webhooks(webhooks, env, &mut problems);
         let mqtt = mqtt::read_mqtt(mqtt, base, env, &mut problems);
+        let retention = retention::read_retention(retention, &mut problems);
         match (api, storage) {
             (Some(api), Some(storage)) if problems.is_empty() => Ok(Config {
                 api,
@@ -168,6 +184,7 @@ impl Config {
                 cameras,
                 webhooks,
                 mqtt,
+                retention,
             }),
             _ => Err(problems),
         }
@@ -205,9 +222,11 @@ impl Config {
                 stall_timeout: Duration::from_secs(10),
                 clip_duration: DEFAULT_CLIP_DURATION,
                 clip_lookback: DEFAULT_CLIP_LOOKBACK,
+                retention: CameraRetention::default(),
             }],
             webhooks: Vec::new(),
             mqtt: None,
+            retention: RetentionConfig::none(),
         }
     }
 }
@@ -481,7 +500,9 @@ fn read_camera(
     let clip_lookback = f
         .seconds("clip_lookback", 0.0..=max_clip)
         .map_or(DEFAULT_CLIP_LOOKBACK, Duration::from_secs_f64);
+    let retention_table = f.table("retention");
     f.finish();
+    let retention = retention::read_camera_retention(path, retention_table, problems);
     Some(CameraConfig {
         name: name?,
         source: source?,
@@ -494,6 +515,7 @@ fn read_camera(
         stall_timeout,
         clip_duration,
         clip_lookback,
+        retention,
     })
 }
 

@@ -131,6 +131,79 @@ impl<'a, 'p> Fields<'a, 'p> {
         Some(v)
     }
 
+    /// A size: an integer of bytes, or a string such as `"500MB"`, `"2GiB"` or `"1.5TB"`
+    /// (k, M, G, T are powers of 1000; Ki, Mi, Gi, Ti of 1024), within `range` bytes.
+    pub fn bytes(&mut self, name: &str, range: std::ops::RangeInclusive<u64>) -> Option<u64> {
+        let v = match self.get(name)? {
+            Value::Integer(i) if *i >= 0 => *i as u64,
+            Value::String(s) => {
+                match parse_bytes(s) {
+                    Some(v) => v,
+                    None => {
+                        self.problem(
+                        name,
+                        format!("{s:?} is not a size such as \"500MB\", \"2GiB\" or a number of bytes"),
+                    );
+                        return None;
+                    }
+                }
+            }
+            other => {
+                self.wrong_type(name, "a size (bytes, or a string such as \"2GiB\")", other);
+                return None;
+            }
+        };
+        if !range.contains(&v) {
+            self.problem(
+                name,
+                format!(
+                    "{v} bytes is not between {} and {} bytes",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    /// An age or period: a number of seconds, or a string such as `"90s"`, `"30m"`, `"12h"`,
+    /// `"14d"` or `"2w"`, within `range` seconds.
+    pub fn age(&mut self, name: &str, range: std::ops::RangeInclusive<f64>) -> Option<f64> {
+        let v = match self.get(name)? {
+            Value::Integer(i) => *i as f64,
+            Value::Float(f) => *f,
+            Value::String(s) => {
+                match parse_age(s) {
+                    Some(v) => v,
+                    None => {
+                        self.problem(
+                        name,
+                        format!("{s:?} is not an age such as \"12h\", \"14d\" or a number of seconds"),
+                    );
+                        return None;
+                    }
+                }
+            }
+            other => {
+                self.wrong_type(name, "an age (seconds, or a string such as \"14d\")", other);
+                return None;
+            }
+        };
+        if !v.is_finite() || !range.contains(&v) {
+            self.problem(
+                name,
+                format!(
+                    "{v} s is not between {} and {} seconds",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
     pub fn table(&mut self, name: &str) -> Option<&'a Table> {
         match self.get(name)? {
             Value::Table(t) => Some(t),
@@ -199,4 +272,47 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(..)")
     }
+}
+
+/// Splits `"1.5GiB"` into its number and its unit.
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
+    let s = s.trim();
+    let at = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let number: f64 = s[..at].parse().ok()?;
+    (number.is_finite() && number >= 0.0).then_some((number, s[at..].trim()))
+}
+
+/// `"500MB"` → 500,000,000; `"2GiB"` → 2 × 2^30; a bare number is bytes.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let (number, unit) = number_and_unit(s)?;
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "ki" | "kib" => 1024.0,
+        "mi" | "mib" => 1024.0 * 1024.0,
+        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "ti" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let v = (number * scale).round();
+    (v < u64::MAX as f64).then_some(v as u64)
+}
+
+/// `"14d"` → 1,209,600 seconds; a bare number is seconds.
+pub fn parse_age(s: &str) -> Option<f64> {
+    let (number, unit) = number_and_unit(s)?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 7.0 * 86_400.0,
+        _ => return None,
+    };
+    Some(number * scale)
 }

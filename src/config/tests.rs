@@ -176,3 +176,48 @@ fn webhooks_get_names_defaults_and_their_secret_from_the_environment() {
     let problems = Config::parse(&twice, Path::new("/"), &env).unwrap_err();
     assert_eq!(keys(&problems), ["webhooks[2].name"]);
 }
+
+#[test]
+fn retention_reads_sizes_and_ages_in_units_and_a_cameras_own_limits() {
+    let text = format!(
+        "{MINIMAL}retention = {{ max_age = \"36h\", max_bytes = \"2GiB\" }}\n\n\
+         [retention]\nmax_age = \"14d\"\nmax_bytes = \"1.5TB\"\ncamera_max_bytes = 5000000\n\
+         min_free_percent = 7.5\ninterval = \"2m\"\n"
+    );
+    let c = Config::parse(&text, Path::new("/"), &no_env).expect("valid");
+    let r = &c.retention;
+    assert_eq!(r.max_age, Some(Duration::from_secs(14 * 86_400)));
+    assert_eq!(r.max_bytes, Some(1_500_000_000_000));
+    assert_eq!(r.camera_max_bytes, Some(5_000_000));
+    assert_eq!(r.min_free, Some(MinFree::Percent(7.5)));
+    assert_eq!(r.interval, Duration::from_secs(120));
+    let own = &c.cameras[0].retention;
+    assert_eq!(own.max_age, Some(Duration::from_secs(36 * 3600)));
+    assert_eq!(own.max_bytes, Some(2 << 30));
+    // Off unless asked for.
+    let c = Config::parse(MINIMAL, Path::new("/"), &no_env).expect("valid");
+    assert!(!c.retention.is_on());
+    assert_eq!(table::parse_bytes("500 MB"), Some(500_000_000));
+    assert_eq!(table::parse_bytes("10x"), None);
+    assert_eq!(table::parse_age("2w"), Some(1_209_600.0));
+    assert_eq!(table::parse_age("-1d"), None);
+}
+
+#[test]
+fn retention_mistakes_are_named_with_their_keys() {
+    let text = format!(
+        "{MINIMAL}\n[retention]\nmax_age = 0\nmax_bytes = -5\nmin_free_bytes = \"1GB\"\n\
+         min_free_percent = 5\ncolour = 1\n"
+    );
+    let problems = Config::parse(&text, Path::new("/"), &no_env).expect_err("invalid");
+    assert_eq!(
+        keys(&problems),
+        [
+            "retention.max_age",
+            "retention.max_bytes",
+            "retention.min_free_percent",
+            "retention.colour"
+        ],
+        "{problems:?}"
+    );
+}

@@ -32,7 +32,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/cameras/{camera}/live", get(super::live::socket))
         .route("/api/cameras/{camera}/live.mp4", get(super::live::mp4))
         .route("/api/clips", get(list_clips))
-        .route("/api/clips/{id}", get(get_clip).delete(delete_clip))
+        .route(
+            "/api/clips/{id}",
+            get(get_clip).patch(patch_clip).delete(delete_clip),
+        )
         .route("/api/clips/{id}/stop", post(stop_clip))
         .route("/api/clips/{id}/extend", post(extend_clip))
         .route("/api/clips/{id}/file", get(clip_file))
@@ -334,6 +337,31 @@ async fn get_clip(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ClipView>, ApiError> {
     Ok(axum::Json(find(&service, &id)?.view()))
+}
+
+/// `{"keep": bool}`: marks the clip so retention never deletes it, or unmarks it.
+async fn patch_clip(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<axum::Json<ClipView>, ApiError> {
+    let keep = order::keep_of(&bytes, false).map_err(ApiError::bad_request)?;
+    match service.set_keep(&id, keep).await {
+        Ok(Some(view)) => Ok(axum::Json(view)),
+        Ok(None) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no clip with id {id:?}"),
+        )),
+        Err(super::clips::KeepError::History(e)) => Err(history_unreadable(e)),
+        Err(super::clips::KeepError::Storage { message, full }) => Err(error(
+            if full {
+                StatusCode::INSUFFICIENT_STORAGE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            message,
+        )),
+    }
 }
 
 async fn delete_clip(

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::events::EventKind;
 use super::history::{History, HistoryError};
+use super::retention::KeepSet;
 use crate::recorder::Kept;
 use crate::recorder::live::{ClipControl, LiveClip, LiveError, LivePhase, LiveProgress};
 
@@ -80,6 +81,9 @@ pub struct ClipView {
     /// The id the trigger carried (API or MQTT), echoed on the clip's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Marked `keep`: retention never deletes it.
+    #[serde(default)]
+    pub keep: bool,
 }
 
 /// One clip: its view and, while recording, its control.
@@ -98,6 +102,16 @@ struct ClipEntry {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why a keep mark could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    #[error("{0}")]
+    History(HistoryError),
+    /// The mark could not be saved (a full disk, when `full`).
+    #[error("{message}")]
+    Storage { message: String, full: bool },
 }
 
 /// Why a stop or extend was refused.
@@ -246,7 +260,15 @@ pub struct Clips {
     inner: Mutex<Inner>,
     /// Where final clips go; without one they stay in memory.
     history: Option<History>,
+    /// The clips marked `keep`, by path.
+    keep: Arc<KeepSet>,
     next: AtomicU64,
+}
+
+impl Default for KeepSet {
+    fn default() -> KeepSet {
+        KeepSet::in_memory()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -257,15 +279,61 @@ struct Inner {
 }
 
 impl Clips {
-    pub fn new(history: Option<History>) -> Clips {
+    pub fn new(history: Option<History>, keep: Arc<KeepSet>) -> Clips {
         Clips {
             history,
+            keep,
             ..Clips::default()
         }
     }
 
-    pub fn history(&self) -> Option<&History> {
-        self.history.as_ref()
+    /// A view read back from the history, with its keep mark as it is now.
+    fn marked(&self, mut view: ClipView) -> ClipView {
+        view.keep = self.keep.contains(&view.path);
+        view
+    }
+
+    /// Marks a clip `keep` (or not). `Ok(None)`: no such clip.
+    pub fn set_keep(&self, id: &str, keep: bool) -> Result<Option<ClipView>, KeepError> {
+        let Some(clip) = self.get(id).map_err(KeepError::History)? else {
+            return Ok(None);
+        };
+        let path = clip.view().path;
+        self.keep.set(&path, keep).map_err(|e| KeepError::Storage {
+            message: format!("marking {}: {e}", path.display()),
+            full: e.kind() == std::io::ErrorKind::StorageFull,
+        })?;
+        let mut entry = lock(&clip.0);
+        entry.view.keep = keep;
+        Ok(Some(entry.view.clone()))
+    }
+
+    /// Forgets the final clips at these paths (their files are gone): out of memory and out
+    /// of the history in one rewrite. Returns their last views, read before the rewrite, and
+    /// the rewrite's error if it failed (a full disk: the caller tries again later).
+    pub fn forget_paths(
+        &self,
+        paths: &std::collections::HashSet<PathBuf>,
+    ) -> (Vec<ClipView>, Option<HistoryError>) {
+        let mut inner = lock(&self.inner);
+        let mut gone = Vec::new();
+        inner.order.retain(|c| {
+            let view = c.view();
+            let forget = view.state.is_final() && paths.contains(&view.path);
+            if forget {
+                gone.push(view);
+            }
+            !forget
+        });
+        drop(inner);
+        let Some(history) = &self.history else {
+            return (gone, None);
+        };
+        match history.all() {
+            Ok(all) => gone.extend(all.into_iter().filter(|v| paths.contains(&v.path))),
+            Err(e) => return (gone, Some(e)),
+        }
+        (gone, history.remove_paths(paths).err())
     }
 
     /// A new id: unique in this process and, through the start time in it, across restarts.
@@ -295,6 +363,7 @@ impl Clips {
             error: None,
             recovered: false,
             request_id: new.request_id,
+            keep: false,
         };
         let (control, receiver) = watch::channel(ClipControl::default());
         (self.insert(view, Some(control)), receiver)
@@ -327,6 +396,7 @@ impl Clips {
             error,
             recovered: true,
             request_id: None,
+            keep: false,
         };
         self.insert(view, None)
     }
@@ -353,6 +423,7 @@ impl Clips {
     }
 
     fn insert(&self, view: ClipView, control: Option<watch::Sender<ClipControl>>) -> Arc<Clip> {
+        let view = self.marked(view);
         let announced = control.is_none();
         let clip = Arc::new(Clip(Mutex::new(ClipEntry {
             view,
@@ -380,7 +451,9 @@ impl Clips {
         match (in_memory, &self.history) {
             (Some(clip), _) => Ok(Some(clip)),
             // Not in memory: a clip leaves memory only once it is in the history.
-            (None, Some(history)) => Ok(history.get(id)?.map(Clip::from_history)),
+            (None, Some(history)) => {
+                Ok(history.get(id)?.map(|v| Clip::from_history(self.marked(v))))
+            }
             (None, None) => Ok(None),
         }
     }
@@ -410,7 +483,7 @@ impl Clips {
     pub fn all(&self) -> Result<Vec<ClipView>, HistoryError> {
         let inner = lock(&self.inner);
         let mut views = match &self.history {
-            Some(history) => history.all()?,
+            Some(history) => history.all()?.into_iter().map(|v| self.marked(v)).collect(),
             None => Vec::new(),
         };
         views.extend(inner.order.iter().map(|c| c.view()));
@@ -531,7 +604,10 @@ mod tests {
     #[test]
     fn final_clips_go_to_the_history_and_are_there_after_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clips = Clips::new(Some(History::open(dir.path()).expect("history")));
+        let clips = Clips::new(
+            Some(History::open(dir.path()).expect("history")),
+            Arc::default(),
+        );
         let (recording, _control) = clips.add(new_clip(0));
         let (failing, _) = clips.add(new_clip(1));
         failing.finished(&Err(failed()));
@@ -554,7 +630,10 @@ mod tests {
         assert_eq!(counts[0], (ClipState::Recording, 1));
         assert_eq!(counts[3], (ClipState::Failed, 1));
 
-        let restarted = Clips::new(Some(History::open(dir.path()).expect("history")));
+        let restarted = Clips::new(
+            Some(History::open(dir.path()).expect("history")),
+            Arc::default(),
+        );
         assert!(restarted.in_memory().is_empty());
         let all = restarted.all().expect("readable");
         assert_eq!(all.len(), 1);

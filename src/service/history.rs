@@ -208,6 +208,19 @@ impl History {
         Ok(true)
     }
 
+    /// Takes the clips at these paths out of the history, in one rewrite if any is there.
+    pub fn remove_paths(
+        &self,
+        paths: &std::collections::HashSet<PathBuf>,
+    ) -> Result<(), HistoryError> {
+        if self.all()?.iter().any(|v| paths.contains(&v.path)) {
+            self.lock()
+                .rewrite_keeping(|v| !paths.contains(&v.path))
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+
     /// Clips in the history that are done, and that failed.
     pub fn counts(&self) -> (usize, usize) {
         let counts = self.lock().counts;
@@ -335,6 +348,7 @@ mod tests {
             error: (state == ClipState::Failed).then(|| "no media".into()),
             recovered: false,
             request_id: None,
+            keep: false,
         }
     }
 

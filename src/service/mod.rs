@@ -16,6 +16,7 @@ mod observe;
 pub mod order;
 mod outbox;
 mod paths;
+pub mod retention;
 pub mod sessions;
 mod time;
 mod ui;
@@ -30,15 +31,20 @@ use tokio::sync::watch;
 use crate::camera::{Camera, CameraOptions, IngestRuntime, TICK_TCP, TICK_UDP};
 use crate::config::{CameraConfig, Config};
 use crate::recorder::live::{ClipRequest, record_live};
-use crate::recorder::{ClipOptions, RecordError, Recording};
+use crate::recorder::{self, ClipOptions, RecordError, Recording};
 use crate::source::Transport;
 
 use events::{EventBody, EventBus, EventKind};
+use retention::{KeepSet, Reason, Retention};
 
 pub use clips::{Clip, ClipState, ClipView, Clips};
 pub use history::History;
 pub use order::ClipOrder;
 pub use paths::{AllowedDirs, PathRefused};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// How long a stopping service waits for the broker to take its last messages.
 const MQTT_DRAIN: Duration = Duration::from_secs(2);
@@ -59,6 +65,22 @@ pub struct ServiceMetrics {
     pub clips_recovered: AtomicU64,
     /// Events published, by kind (in the order of [`EventKind::ALL`]).
     pub events: [AtomicU64; EventKind::ALL.len()],
+    /// Retention: clips and bytes deleted by reason (in the order of [`Reason::ALL`]),
+    /// passes, and what clips took after the last pass.
+    pub retention: RetentionMetrics,
+}
+
+#[derive(Debug, Default)]
+pub struct RetentionMetrics {
+    pub deleted: [AtomicU64; Reason::ALL.len()],
+    pub deleted_bytes: [AtomicU64; Reason::ALL.len()],
+    /// By `DELETE /api/clips/{id}`.
+    pub deleted_by_api: AtomicU64,
+    pub passes: AtomicU64,
+    pub failures: AtomicU64,
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub last_pass: metrics::Histogram,
 }
 
 /// Everything a running service shares between its API and its clip tasks.
@@ -67,6 +89,11 @@ pub struct Service {
     pub dirs: AllowedDirs,
     pub cameras: Vec<ServiceCamera>,
     pub clips: Clips,
+    /// The clips marked `keep`, which retention passes over.
+    pub keep: Arc<KeepSet>,
+    pub retention: Arc<Retention>,
+    /// Paths of clips retention deleted whose history entries could not be removed yet.
+    forget_pending: Mutex<std::collections::HashSet<std::path::PathBuf>>,
     pub metrics: ServiceMetrics,
     /// Every clip, camera and service event, to every consumer.
     pub events: Arc<EventBus>,
@@ -147,6 +174,18 @@ impl Service {
                 None
             }
         };
+        let (keep, suspended) = retention::open_keep(&dirs.recordings);
+        let retention = Arc::new(Retention::new(
+            config.retention.clone(),
+            config
+                .cameras
+                .iter()
+                .map(|c| (c.name.clone(), c.retention.clone()))
+                .collect(),
+            recorder::Dir::root(&dirs.recordings)?,
+            keep.clone(),
+            suspended,
+        ));
         let hooks = config
             .webhooks
             .iter()
@@ -158,7 +197,10 @@ impl Service {
             config,
             dirs,
             cameras,
-            clips: Clips::new(history),
+            clips: Clips::new(history, keep.clone()),
+            keep,
+            retention,
+            forget_pending: Mutex::default(),
             metrics: ServiceMetrics::default(),
             webhooks: hooks.iter().map(|h| h.stats.clone()).collect(),
             mqtt: Mutex::new(None),
@@ -170,6 +212,12 @@ impl Service {
             _ingest: ingest,
         });
         listeners::start(&service);
+        if service.retention.is_on() {
+            tokio::spawn(retention::run(
+                Arc::downgrade(&service),
+                service.retention.clone(),
+            ));
+        }
         for hook in hooks {
             hook.start(&service.events);
         }
@@ -348,8 +396,91 @@ impl Service {
             return Err(DeleteRefused::NotFound(id));
         }
         tracing::info!(clip = %view.id, path = %view.path.display(), "clip deleted");
-        self.clip_event(EventKind::ClipDeleted, view.clone());
+        self.keep.forget(std::slice::from_ref(&view.path));
+        self.metrics
+            .retention
+            .deleted_by_api
+            .fetch_add(1, Ordering::Relaxed);
+        self.events.publish(EventBody {
+            reason: Some("api".into()),
+            path: Some(view.path.clone()),
+            bytes: Some(view.bytes),
+            ..EventBody::clip(EventKind::ClipDeleted, view.clone())
+        });
         Ok(view)
+    }
+
+    /// Takes a retention pass's report: forgets the deleted clips' entries, and publishes,
+    /// counts and logs each deletion.
+    pub fn retention_done(&self, report: retention::PassReport) {
+        let m = &self.metrics.retention;
+        m.passes.fetch_add(1, Ordering::Relaxed);
+        m.last_pass.observe(report.elapsed);
+        let freed: u64 = report.deleted.iter().map(|d| d.bytes).sum();
+        m.files.store(
+            (report.files - report.deleted.len()) as u64,
+            Ordering::Relaxed,
+        );
+        m.bytes
+            .store(report.bytes.saturating_sub(freed), Ordering::Relaxed);
+        for f in &report.failed {
+            m.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("retention: {f}");
+        }
+        for u in &report.unreadable {
+            tracing::warn!("retention: passed over {u}");
+        }
+        if report.deleted.is_empty() && lock(&self.forget_pending).is_empty() {
+            return;
+        }
+        let mut paths = std::mem::take(&mut *lock(&self.forget_pending));
+        paths.extend(report.deleted.iter().map(|d| d.path.clone()));
+        let (views, failed) = self.clips.forget_paths(&paths);
+        if let Some(e) = failed {
+            // The files are gone; their entries go at the next pass (a download answers 410
+            // meanwhile).
+            tracing::warn!("retention: removing deleted clips from the history: {e}");
+            *lock(&self.forget_pending) = paths;
+        }
+        let mut views: std::collections::HashMap<_, _> =
+            views.into_iter().map(|v| (v.path.clone(), v)).collect();
+        for d in report.deleted {
+            let i = Reason::ALL.iter().position(|r| *r == d.reason).unwrap_or(0);
+            m.deleted[i].fetch_add(1, Ordering::Relaxed);
+            m.deleted_bytes[i].fetch_add(d.bytes, Ordering::Relaxed);
+            let view = views.remove(&d.path);
+            tracing::info!(
+                clip = view.as_ref().map_or("", |v| v.id.as_str()),
+                path = %d.path.display(),
+                bytes = d.bytes,
+                reason = d.reason.name(),
+                "clip deleted by retention"
+            );
+            let mut body = match view {
+                Some(v) => EventBody::clip(EventKind::ClipDeleted, v),
+                None => EventBody::new(EventKind::ClipDeleted),
+            };
+            body.camera = body.camera.or(d.camera);
+            body.reason = Some(d.reason.name().into());
+            body.path = Some(d.path);
+            body.bytes = Some(d.bytes);
+            self.events.publish(body);
+        }
+    }
+
+    /// Marks a clip `keep` (retention never deletes it) or not.
+    pub async fn set_keep(
+        self: &Arc<Self>,
+        id: &str,
+        keep: bool,
+    ) -> Result<Option<ClipView>, clips::KeepError> {
+        let (service, id) = (self.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || service.clips.set_keep(&id, keep))
+            .await
+            .map_err(|e| clips::KeepError::Storage {
+                message: e.to_string(),
+                full: false,
+            })?
     }
 
     /// Refuses new clips, stops every clip in progress, and waits (up to `limit`) until all

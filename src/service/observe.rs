@@ -211,6 +211,65 @@ pub fn metrics_page(service: &Service) -> String {
         "Interrupted clips salvaged and finalized at start.",
         m.clips_recovered.load(Ordering::Relaxed) as f64,
     );
+    let r = &m.retention;
+    e.family(
+        "retention_deleted_total",
+        "counter",
+        "Clips deleted, by reason (a retention limit, or api for DELETE /api/clips/{id}).",
+    );
+    for (reason, n) in super::Reason::ALL.iter().zip(&r.deleted) {
+        e.sample(
+            "retention_deleted_total",
+            &label("reason", reason.name()),
+            n.load(Ordering::Relaxed) as f64,
+        );
+    }
+    e.sample(
+        "retention_deleted_total",
+        &label("reason", "api"),
+        r.deleted_by_api.load(Ordering::Relaxed) as f64,
+    );
+    e.family(
+        "retention_deleted_bytes_total",
+        "counter",
+        "Bytes of clips deleted by retention, by reason.",
+    );
+    for (reason, n) in super::Reason::ALL.iter().zip(&r.deleted_bytes) {
+        e.sample(
+            "retention_deleted_bytes_total",
+            &label("reason", reason.name()),
+            n.load(Ordering::Relaxed) as f64,
+        );
+    }
+    e.single(
+        "retention_passes_total",
+        "counter",
+        "Retention passes over the recordings directory.",
+        r.passes.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "retention_failures_total",
+        "counter",
+        "Clip files retention could not delete (tried again next pass).",
+        r.failures.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "retention_clip_files",
+        "gauge",
+        "Clip files in the recordings directory after the last pass.",
+        r.files.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "retention_clip_bytes",
+        "gauge",
+        "Bytes of those clip files.",
+        r.bytes.load(Ordering::Relaxed) as f64,
+    );
+    e.histogram(
+        "retention_pass_seconds",
+        "Time a retention pass takes (walk, decide, delete).",
+        &r.last_pass,
+    );
     e.family("events_total", "counter", "Events published, by kind.");
     for (kind, n) in EventKind::ALL.iter().zip(&m.events) {
         e.sample(

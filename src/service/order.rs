@@ -121,6 +121,22 @@ pub fn extend_seconds(bytes: &[u8]) -> Result<(f64, Duration), String> {
     Ok((b.seconds, seconds("seconds", b.seconds, false)?))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeepBody {
+    keep: bool,
+}
+
+/// A keep request's body, `{"keep": true|false}`; an empty one (an MQTT message without a
+/// payload) means `true`.
+pub fn keep_of(bytes: &[u8], empty_means_keep: bool) -> Result<bool, String> {
+    if empty_means_keep && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(true);
+    }
+    let b: KeepBody = object(bytes)?;
+    Ok(b.keep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +172,14 @@ mod tests {
             Some("r1")
         );
         assert_eq!(extend_seconds(br#"{"seconds": 4}"#).unwrap().0, 4.0);
+        assert_eq!(keep_of(br#"{"keep": false}"#, true), Ok(false));
+        assert_eq!(keep_of(b"", true), Ok(true));
+        assert!(keep_of(b"", false).is_err());
+        assert!(
+            keep_of(br#"{"keep": 1}"#, true)
+                .unwrap_err()
+                .contains("invalid type")
+        );
         assert!(
             extend_seconds(b"{}")
                 .unwrap_err()

@@ -19,6 +19,8 @@
 // - `clip`: the Clip control: the clip's id, ms from "Clip ready" in the tile to the clip's
 //   row in the list (the list was open while it recorded); the player: duration, the seek
 //   to the trigger mark and the barcode tick shown there, and a seek to 0.5 s;
+// - `keep`: the row's Keep button before, after one press (marked) and after another; its
+//   text, aria-pressed and the API's `keep` each time;
 // - `delete`: the row gone after "Delete" then "Confirm delete"; the API's answer for it;
 // - `a11y`: per view, controls without an accessible name and controls Tab never reached;
 // - `shots`: screenshots at 1280x800 and 390x844 (files in `shots`);
@@ -244,6 +246,21 @@ async function main() {
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.click('#nav-clips');
     await page.waitForSelector(`li[data-clip="${id}"]`);
+
+    step = 'keep';
+    const keep = `li[data-clip="${id}"] button.keep`;
+    const keepState = async () => ({
+      text: await page.textContent(keep),
+      pressed: await page.getAttribute(keep, 'aria-pressed'),
+      api: await page.evaluate((id) => fetch(`/api/clips/${id}`).then((r) => r.json()).then((c) => c.keep), id),
+    });
+    const before = await keepState();
+    await page.click(keep);
+    await page.waitForSelector(`${keep}[aria-pressed="true"]`, { timeout: 10000 }).catch(() => {});
+    const marked = await keepState();
+    await page.click(keep);
+    await page.waitForSelector(`${keep}[aria-pressed="false"]`, { timeout: 10000 }).catch(() => {});
+    out.keep = { before, marked, unmarked: await keepState() };
 
     step = 'delete';
     const del = `li[data-clip="${id}"] button.danger`;

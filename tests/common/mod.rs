@@ -6,6 +6,7 @@ pub mod mosquitto;
 pub mod receiver;
 pub mod rtsp;
 pub mod serve;
+pub mod tmpfs;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -168,7 +168,11 @@ impl Service {
             }
             r.call()
         } else {
-            let mut r = self.agent.post(&url);
+            let mut r = match method {
+                "PATCH" => self.agent.patch(&url),
+                "PUT" => self.agent.put(&url),
+                _ => self.agent.post(&url),
+            };
             if let Some(a) = &auth {
                 r = r.header("Authorization", a);
             }

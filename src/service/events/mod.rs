@@ -124,6 +124,13 @@ pub struct EventBody {
     /// The `request_id` a trigger carried, echoed on the events of the clip it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The file a `clip.deleted` removed (also when the clip had no entry any more: the
+    /// history keeps only the newest clips).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
+    /// Its size, on `clip.deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 impl EventBody {
@@ -135,6 +142,8 @@ impl EventBody {
             reason: None,
             tracks: None,
             request_id: None,
+            path: None,
+            bytes: None,
         }
     }
 

@@ -503,6 +503,14 @@ async fn command_for(
                 .map(|_| ())
                 .map_err(|e| refuse(e.to_string()))
         }
+        Command::Keep { clip } => {
+            let keep = super::order::keep_of(payload, true).map_err(|e| (None, None, e))?;
+            match service.set_keep(clip, keep).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err((None, None, format!("no clip with id {clip:?}"))),
+                Err(e) => Err((None, None, e.to_string())),
+            }
+        }
         Command::Stop { clip } | Command::Extend { clip } => {
             let refuse = |reason: String| (None, None, reason);
             let found = service

@@ -5,6 +5,7 @@
 //! | `<prefix>/<camera>/clip` | in | `{duration?, lookback?, filename?, request_id?}` (empty: the camera's defaults): starts a clip |
 //! | `<prefix>/clips/<id>/stop` | in | anything: ends clip `<id>` now |
 //! | `<prefix>/clips/<id>/extend` | in | `{seconds}` |
+//! | `<prefix>/clips/<id>/keep` | in | `{keep}` (empty: `true`): retention never deletes it |
 //! | `<prefix>/<camera>/clips` | out | every clip event of the camera (the event JSON) |
 //! | `<prefix>/<camera>/last_clip` | out, retained | the newest clip done (its API view) |
 //! | `<prefix>/<camera>/state` | out, retained | the camera as `GET /api/cameras` shows it |
@@ -37,6 +38,7 @@ pub enum Command {
     Clip { camera: String },
     Stop { clip: String },
     Extend { clip: String },
+    Keep { clip: String },
 }
 
 #[derive(Debug, Clone)]
@@ -54,11 +56,12 @@ impl Topics {
     }
 
     /// What the service subscribes to.
-    pub fn commands(&self) -> [String; 3] {
+    pub fn commands(&self) -> [String; 4] {
         [
             format!("{}/+/clip", self.prefix),
             format!("{}/clips/+/stop", self.prefix),
             format!("{}/clips/+/extend", self.prefix),
+            format!("{}/clips/+/keep", self.prefix),
         ]
     }
 
@@ -74,6 +77,9 @@ impl Topics {
                 clip: id.to_owned(),
             }),
             ["clips", id, "extend"] if !id.is_empty() => Some(Command::Extend {
+                clip: id.to_owned(),
+            }),
+            ["clips", id, "keep"] if !id.is_empty() => Some(Command::Keep {
                 clip: id.to_owned(),
             }),
             _ => None,

@@ -98,6 +98,15 @@ export class Clips {
       actions.append(play, download);
     }
     if (clip.state === 'done' || clip.state === 'failed') {
+      const keep = el('button', { type: 'button', class: 'keep', 'aria-pressed': String(Boolean(clip.keep)), title: 'A kept clip is never deleted by retention' });
+      const show = (kept) => {
+        keep.textContent = kept ? 'Kept' : 'Keep';
+        keep.setAttribute('aria-pressed', String(kept));
+        keep.setAttribute('aria-label', kept ? `Kept: clip ${label} is never deleted by retention; press to unmark` : `Keep clip ${label}: never deleted by retention`);
+      };
+      show(Boolean(clip.keep));
+      keep.addEventListener('click', () => this.keep(clip, keep, show));
+      actions.append(keep);
       const del = el('button', { type: 'button', class: 'danger', text: 'Delete', 'aria-label': `Delete clip ${label}` });
       del.addEventListener('click', () => this.remove(clip, del, label));
       del.addEventListener('blur', () => {
@@ -117,6 +126,21 @@ export class Clips {
         clip.error ? el('span', { class: 'error', text: clip.error }) : ''),
       actions);
     return li;
+  }
+
+  // Marks the clip keep, or unmarks it; the button shows what the API answered.
+  async keep(clip, button, show) {
+    const wanted = button.getAttribute('aria-pressed') !== 'true';
+    button.disabled = true;
+    const response = await api(`/api/clips/${encodeURIComponent(clip.id)}`, { method: 'PATCH', json: { keep: wanted } });
+    button.disabled = false;
+    if (!response.ok) {
+      button.after(el('span', { class: 'error', role: 'alert', text: await problem(response) }));
+      return;
+    }
+    const view = await response.json();
+    clip.keep = view.keep;
+    show(Boolean(view.keep));
   }
 
   // Two steps: the first press arms the button, the second deletes.
