@@ -26,7 +26,7 @@ pub fn configure() {
 
 /// Returns the whole free pages of every arena to the system. Cheap on a heap of a few
 /// megabytes: it walks the free lists.
-fn release_free() {
+pub fn release_free() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes the arena locks itself and only releases free memory.
     unsafe {

@@ -94,7 +94,13 @@ pub struct CameraConfig {
     pub clip_lookback: Duration,
     /// This camera's own retention limits, over `[retention]`'s.
     pub retention: CameraRetention,
+    /// Continuous recording: the stream written to disk all the time, in files of
+    /// this length (`None`: off).
+    pub continuous: Option<Duration>,
 }
+
+/// A continuous recording file's length unless the camera sets `continuous_file_seconds`.
+pub const DEFAULT_CONTINUOUS_FILE: Duration = Duration::from_secs(60);
 
 pub const DEFAULT_CLIP_DURATION: Duration = Duration::from_secs(30);
 pub const DEFAULT_CLIP_LOOKBACK: Duration = Duration::from_secs(5);
@@ -223,6 +229,7 @@ impl Config {
                 clip_duration: DEFAULT_CLIP_DURATION,
                 clip_lookback: DEFAULT_CLIP_LOOKBACK,
                 retention: CameraRetention::default(),
+                continuous: None,
             }],
             webhooks: Vec::new(),
             mqtt: None,
@@ -501,6 +508,10 @@ fn read_camera(
         .seconds("clip_lookback", 0.0..=max_clip)
         .map_or(DEFAULT_CLIP_LOOKBACK, Duration::from_secs_f64);
     let retention_table = f.table("retention");
+    let continuous = f.bool("continuous").unwrap_or(false);
+    let continuous_file = f
+        .seconds("continuous_file_seconds", 5.0..=3600.0)
+        .map_or(DEFAULT_CONTINUOUS_FILE, Duration::from_secs_f64);
     f.finish();
     let retention = retention::read_camera_retention(path, retention_table, problems);
     Some(CameraConfig {
@@ -516,6 +527,7 @@ fn read_camera(
         clip_duration,
         clip_lookback,
         retention,
+        continuous: continuous.then_some(continuous_file),
     })
 }
 

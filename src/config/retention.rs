@@ -17,6 +17,10 @@ pub struct RetentionConfig {
     pub min_free: Option<MinFree>,
     /// Time between passes (a pass also follows every finished clip).
     pub interval: Duration,
+    /// Continuous recordings older than this go (by when they end).
+    pub continuous_max_age: Option<Duration>,
+    /// Continuous recordings of all cameras together take at most this many bytes.
+    pub continuous_max_bytes: Option<u64>,
 }
 
 /// Free space to keep on the recordings file system.
@@ -86,6 +90,8 @@ pub fn read_retention(table: Option<&toml::Table>, problems: &mut Vec<Problem>) 
     let interval = f
         .age("interval", 1.0..=86_400.0)
         .map_or(DEFAULT_INTERVAL, Duration::from_secs_f64);
+    let continuous_max_age = age(&mut f, "continuous_max_age");
+    let continuous_max_bytes = f.bytes("continuous_max_bytes", 1..=MAX_BYTES);
     f.finish();
     RetentionConfig {
         max_age,
@@ -93,6 +99,8 @@ pub fn read_retention(table: Option<&toml::Table>, problems: &mut Vec<Problem>) 
         camera_max_bytes,
         min_free,
         interval,
+        continuous_max_age,
+        continuous_max_bytes,
     }
 }
 

@@ -31,6 +31,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/cameras/{camera}/clips", post(create_clip))
         .route("/api/cameras/{camera}/live", get(super::live::socket))
         .route("/api/cameras/{camera}/live.mp4", get(super::live::mp4))
+        .route(
+            "/api/cameras/{camera}/recordings",
+            get(super::recordings::list),
+        )
         .route("/api/clips", get(list_clips))
         .route(
             "/api/clips/{id}",

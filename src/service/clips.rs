@@ -351,7 +351,7 @@ impl Clips {
             camera: new.camera,
             state: ClipState::Recording,
             path: new.path,
-            trigger_time: Some(super::time::rfc3339(new.trigger)),
+            trigger_time: Some(crate::time::rfc3339(new.trigger)),
             requested_lookback: new.lookback.as_secs_f64(),
             requested_duration: new.duration.as_secs_f64(),
             preroll: 0.0,

@@ -16,9 +16,9 @@ mod observe;
 pub mod order;
 mod outbox;
 mod paths;
+mod recordings;
 pub mod retention;
 pub mod sessions;
-mod time;
 mod ui;
 pub mod webhooks;
 
@@ -92,6 +92,10 @@ pub struct Service {
     /// The clips marked `keep`, which retention passes over.
     pub keep: Arc<KeepSet>,
     pub retention: Arc<Retention>,
+    /// Each continuous-recording camera's archive.
+    pub archives: Vec<Arc<crate::continuous::Archive>>,
+    /// The continuous recorders; shutdown waits for them to finish their files.
+    recorders: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Paths of clips retention deleted whose history entries could not be removed yet.
     forget_pending: Mutex<std::collections::HashSet<std::path::PathBuf>>,
     pub metrics: ServiceMetrics,
@@ -186,6 +190,20 @@ impl Service {
             keep.clone(),
             suspended,
         ));
+        let recordings_dir = recorder::Dir::root(&dirs.recordings)?;
+        let mut archives = Vec::new();
+        for c in config.cameras.iter().filter(|c| c.enabled) {
+            let Some(length) = c.continuous else { continue };
+            let options = ClipOptions {
+                orientation: c.orientation,
+            };
+            let archive =
+                crate::continuous::Archive::open(&recordings_dir, &c.name, length, options)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cameras {:?}: continuous recording: {e}", c.name)
+                    })?;
+            archives.push(Arc::new(archive));
+        }
         let hooks = config
             .webhooks
             .iter()
@@ -201,6 +219,8 @@ impl Service {
             keep,
             retention,
             forget_pending: Mutex::default(),
+            archives,
+            recorders: Mutex::default(),
             metrics: ServiceMetrics::default(),
             webhooks: hooks.iter().map(|h| h.stats.clone()).collect(),
             mqtt: Mutex::new(None),
@@ -212,6 +232,20 @@ impl Service {
             _ingest: ingest,
         });
         listeners::start(&service);
+        for archive in &service.archives {
+            let Some(camera) = service
+                .camera(&archive.camera)
+                .and_then(|c| c.camera.clone())
+            else {
+                continue;
+            };
+            let task = tokio::spawn(crate::continuous::run(
+                camera,
+                archive.clone(),
+                service.shutting_down.subscribe(),
+            ));
+            lock(&service.recorders).push(task);
+        }
         if service.retention.is_on() {
             tokio::spawn(retention::run(
                 Arc::downgrade(&service),
@@ -498,6 +532,13 @@ impl Service {
         {
             return false;
         }
+        // Continuous recorders finish their files.
+        let recorders = std::mem::take(&mut *lock(&self.recorders));
+        for task in recorders {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                return false;
+            }
+        }
         // The last clips' events reach the history before the service exits.
         let last = self.events.next_id().saturating_sub(1);
         let mut history = self.history_done.subscribe();
@@ -544,7 +585,7 @@ fn camera_options(c: &CameraConfig) -> CameraOptions {
 fn default_filename(camera: &str, at: SystemTime) -> String {
     static N: AtomicU64 = AtomicU64::new(1);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{camera}/{camera}-{}-{n}.mp4", time::compact(at))
+    format!("{camera}/{camera}-{}-{n}.mp4", crate::time::compact(at))
 }
 
 /// Runs the service until SIGINT, SIGTERM or SIGHUP: salvages interrupted clips, starts the
@@ -606,12 +647,17 @@ impl Service {
     /// logging each and listing it among the clips.
     pub async fn recover_interrupted(&self) {
         let roots = self.dirs.handles().to_vec();
+        // Continuous recordings are recovered by their archives (they are not clips).
+        let continuous = self.dirs.recordings.join(crate::continuous::DIR);
         let found = tokio::task::spawn_blocking(move || {
             let mut results = Vec::new();
             for root in roots {
                 match crate::recorder::find_partials_beneath(&root) {
                     Ok(places) => {
                         for place in places {
+                            if place.path().starts_with(&continuous) {
+                                continue;
+                            }
                             let partial = crate::recorder::partial_path(&place.path());
                             results.push((partial, crate::recorder::recover_at(place)));
                         }

@@ -36,8 +36,8 @@ pub const RULE_OUTSIDE: &str =
     "absolute filenames must lie inside the recordings directory or a storage.allowed directory";
 pub const RULE_SYMLINK: &str =
     "the path leads out of the allowed directories through a symbolic link";
-pub const RULE_OWN_FILES: &str =
-    "the .preroll directory in the recordings directory holds the service's own files";
+pub const RULE_OWN_FILES: &str = "the .preroll and continuous directories in the recordings \
+     directory hold the service's own files and continuous recordings";
 
 /// The longest name of one file or directory (Linux's NAME_MAX on every common file system).
 pub const NAME_MAX: usize = 255;
@@ -231,7 +231,9 @@ impl AllowedDirs {
             )));
         }
         // A clip there could be overwritten by the clip history's rewrite.
-        if out.starts_with(self.recordings.join(super::history::DIR)) {
+        if out.starts_with(self.recordings.join(super::history::DIR))
+            || out.starts_with(self.recordings.join(crate::continuous::DIR))
+        {
             return Err(forbidden(name, RULE_OWN_FILES));
         }
         Ok(out)
@@ -311,6 +313,7 @@ mod tests {
         for name in [
             ".preroll/clips.jsonl.tmp",
             "./.preroll/x.mp4",
+            "continuous/front/2026-11-30/081530.000Z.mp4",
             inside.to_str().expect("utf8"),
         ] {
             assert_forbidden(&d, name, RULE_OWN_FILES);

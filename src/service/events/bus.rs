@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
 use super::{Event, EventBody};
-use crate::service::time;
+use crate::time;
 
 /// Events kept for consumers that resume (`Last-Event-ID`) or fall behind: every event of the
 /// last [`KEEP_FOR`], and at least the last [`KEEP_EVENTS`] whatever their age.

@@ -218,7 +218,14 @@ pub async fn run(service: Weak<super::Service>, retention: Arc<Retention>) {
             .map(|v| v.path)
             .collect();
         let r = retention.clone();
-        match tokio::task::spawn_blocking(move || r.pass(&in_progress, false)).await {
+        let pass = move || {
+            let report = r.pass(&in_progress, false);
+            // A pass over many files allocates a name for each; hand those pages back now
+            // rather than at the next periodic release.
+            crate::memory::release_free();
+            report
+        };
+        match tokio::task::spawn_blocking(pass).await {
             Ok(Ok(report)) => svc.retention_done(report),
             Ok(Err(e)) => tracing::warn!("retention pass: {e}"),
             Err(e) => tracing::warn!("retention pass: {e}"),
