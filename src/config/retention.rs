@@ -57,6 +57,8 @@ impl RetentionConfig {
             || self.max_bytes.is_some()
             || self.camera_max_bytes.is_some()
             || self.min_free.is_some()
+            || self.continuous_max_age.is_some()
+            || self.continuous_max_bytes.is_some()
     }
 }
 

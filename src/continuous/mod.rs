@@ -11,6 +11,7 @@
 //! the spaces between files are the gaps. [`index`] says what is recorded when.
 
 pub mod index;
+mod prune;
 mod writer;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ use crate::ring::Feed;
 use crate::segment::Segment;
 
 pub use index::{Entry, Index};
+pub use prune::{Pruned, prune};
 
 /// The folder, in the recordings directory, that holds continuous recordings.
 pub const DIR: &str = "continuous";

@@ -76,6 +76,9 @@ pub struct RetentionMetrics {
     pub deleted_bytes: [AtomicU64; Reason::ALL.len()],
     /// By `DELETE /api/clips/{id}`.
     pub deleted_by_api: AtomicU64,
+    /// Continuous recordings deleted: by `continuous_max_age`, by `continuous_max_bytes`.
+    pub continuous_deleted: [AtomicU64; 2],
+    pub continuous_deleted_bytes: [AtomicU64; 2],
     pub passes: AtomicU64,
     pub failures: AtomicU64,
     pub files: AtomicU64,
@@ -463,6 +466,18 @@ impl Service {
         }
         for u in &report.unreadable {
             tracing::warn!("retention: passed over {u}");
+        }
+        for p in &report.continuous {
+            let i = usize::from(p.reason == "continuous_max_bytes");
+            m.continuous_deleted[i].fetch_add(1, Ordering::Relaxed);
+            m.continuous_deleted_bytes[i].fetch_add(p.bytes, Ordering::Relaxed);
+            tracing::info!(
+                camera = p.camera,
+                path = %p.path.display(),
+                bytes = p.bytes,
+                reason = p.reason,
+                "continuous recording deleted by retention"
+            );
         }
         if report.deleted.is_empty() && lock(&self.forget_pending).is_empty() {
             return;

@@ -241,6 +241,36 @@ pub fn metrics_page(service: &Service) -> String {
             n.load(Ordering::Relaxed) as f64,
         );
     }
+    e.family(
+        "retention_continuous_deleted_total",
+        "counter",
+        "Continuous recordings deleted by retention, by reason.",
+    );
+    for (reason, n) in ["continuous_max_age", "continuous_max_bytes"]
+        .iter()
+        .zip(&r.continuous_deleted)
+    {
+        e.sample(
+            "retention_continuous_deleted_total",
+            &label("reason", reason),
+            n.load(Ordering::Relaxed) as f64,
+        );
+    }
+    e.family(
+        "retention_continuous_deleted_bytes_total",
+        "counter",
+        "Bytes of continuous recordings deleted by retention, by reason.",
+    );
+    for (reason, n) in ["continuous_max_age", "continuous_max_bytes"]
+        .iter()
+        .zip(&r.continuous_deleted_bytes)
+    {
+        e.sample(
+            "retention_continuous_deleted_bytes_total",
+            &label("reason", reason),
+            n.load(Ordering::Relaxed) as f64,
+        );
+    }
     e.single(
         "retention_passes_total",
         "counter",

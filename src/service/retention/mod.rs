@@ -43,6 +43,8 @@ pub struct PassReport {
     pub failed: Vec<String>,
     /// Directories the walk could not read.
     pub unreadable: Vec<String>,
+    /// Continuous recordings deleted by their own limits.
+    pub continuous: Vec<crate::continuous::Pruned>,
     pub elapsed: Duration,
 }
 
@@ -218,8 +220,20 @@ pub async fn run(service: Weak<super::Service>, retention: Arc<Retention>) {
             .map(|v| v.path)
             .collect();
         let r = retention.clone();
+        let archives = svc.archives.clone();
         let pass = move || {
-            let report = r.pass(&in_progress, false);
+            let mut report = r.pass(&in_progress, false);
+            let limits = &r.limits;
+            let (pruned, failed) = crate::continuous::prune(
+                &archives,
+                limits.continuous_max_age,
+                limits.continuous_max_bytes,
+                SystemTime::now(),
+            );
+            if let Ok(report) = &mut report {
+                report.continuous = pruned;
+                report.failed.extend(failed);
+            }
             // A pass over many files allocates a name for each; hand those pages back now
             // rather than at the next periodic release.
             crate::memory::release_free();
