@@ -12,22 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::rtsp::{Auth, RtspServer};
 use common::serve::{Service, config};
-use common::{assert_decodes_cleanly, wait_for};
+use common::{assert_decodes_cleanly, unix_seconds, wait_for};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn seconds(rfc3339: &Value) -> f64 {
-    // The service writes UTC with milliseconds: `2026-11-30T20:01:19.406Z`.
-    let s = rfc3339.as_str().expect("a time");
-    let out = std::process::Command::new("date")
-        .args(["-u", "-d", s, "+%s.%N"])
-        .output()
-        .expect("date");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("date's answer")
+    unix_seconds(rfc3339.as_str().expect("a time"))
 }
 
 fn recordings(svc: &Service, camera: &str) -> Value {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::browser::{CHROMIUM, check_tools, run_script};
 use common::rtsp::{Auth, RtspServer};
 use common::serve::{Service, TOKEN, config};
+use common::unix_seconds;
 use serde_json::{Value, json};
 
 /// Seconds of latency measurement in the suite (the 10-minute run is `scripts/live-latency.sh`).
@@ -281,18 +282,6 @@ fn reconnects(svc: &Service) -> u64 {
 fn tick_of(rfc3339: &str) -> u64 {
     let t = unix_seconds(rfc3339);
     ((t * 25.0).floor() as u64) % 65536
-}
-
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS(.fff)Z`.
-fn unix_seconds(s: &str) -> f64 {
-    let out = std::process::Command::new("date")
-        .args(["-u", "-d", s, "+%s.%N"])
-        .output()
-        .expect("date");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("date cannot read {s:?}"))
 }
 
 /// The live view over a long run (`scripts/live-latency.sh`; LATENCY_MINUTES, default 10):

@@ -27,6 +27,10 @@ struct Open {
 
 pub(super) fn write(archive: &Archive, mut rx: mpsc::Receiver<Message>) {
     let mut open: Option<Open> = None;
+    // Where the next file starts when it continues the one just cut for its length: at that
+    // file's end on the media's own clock. Arrival times (the fallback) are estimates, up to a
+    // read batch off; the media's clock makes files that follow each other meet exactly.
+    let mut carry: Option<SystemTime> = None;
     while let Some(message) = rx.blocking_recv() {
         let (segment, started, wall) = match message {
             Message::Part {
@@ -36,6 +40,7 @@ pub(super) fn write(archive: &Archive, mut rx: mpsc::Receiver<Message>) {
             } => (segment, started, wall),
             Message::Close => {
                 finish(archive, open.take());
+                carry = None;
                 continue;
             }
         };
@@ -46,8 +51,11 @@ pub(super) fn write(archive: &Archive, mut rx: mpsc::Receiver<Message>) {
                 !Arc::ptr_eq(&segment.init, &o.init) && segment.init.raw != o.init.raw;
             let long_enough =
                 segment.starts_with_keyframe() && o.recording.duration() >= archive.file_length;
-            if gap || other_stream || other_tracks || long_enough {
+            if gap || other_stream || other_tracks {
                 finish(archive, open.take());
+                carry = None;
+            } else if long_enough {
+                carry = finish(archive, open.take());
             }
         }
         if open.is_none() {
@@ -55,7 +63,7 @@ pub(super) fn write(archive: &Archive, mut rx: mpsc::Receiver<Message>) {
             if !segment.starts_with_keyframe() {
                 continue;
             }
-            open = start(archive, &segment, wall);
+            open = start(archive, &segment, carry.take().unwrap_or(wall));
         }
         let Some(o) = open.as_mut() else { continue };
         o.last = segment.sequence;
@@ -124,12 +132,13 @@ fn start(archive: &Archive, segment: &Arc<Segment>, wall: SystemTime) -> Option<
 }
 
 /// Finishes a file and enters it in the index; a file without media leaves nothing.
-fn finish(archive: &Archive, open: Option<Open>) {
-    let Some(o) = open else { return };
+/// Returns when its media ends, once it is finished.
+fn finish(archive: &Archive, open: Option<Open>) -> Option<SystemTime> {
+    let o = open?;
     archive.set_in_progress(None);
     if !o.recording.has_media() {
         o.recording.discard();
-        return;
+        return None;
     }
     let partial = o.recording.partial_path().to_owned();
     match o.recording.finish() {
@@ -149,11 +158,15 @@ fn finish(archive: &Archive, open: Option<Open>) {
                     "continuous index: {e}"
                 );
             }
+            Some(o.start + summary.duration)
         }
-        Err(e) => tracing::warn!(
-            camera = archive.camera,
-            partial = %partial.display(),
-            "finishing a continuous recording: {e}; it is recovered at the next start"
-        ),
+        Err(e) => {
+            tracing::warn!(
+                camera = archive.camera,
+                partial = %partial.display(),
+                "finishing a continuous recording: {e}; it is recovered at the next start"
+            );
+            None
+        }
     }
 }

@@ -212,64 +212,50 @@ pub fn metrics_page(service: &Service) -> String {
         m.clips_recovered.load(Ordering::Relaxed) as f64,
     );
     let r = &m.retention;
-    e.family(
-        "retention_deleted_total",
-        "counter",
-        "Clips deleted, by reason (a retention limit, or api for DELETE /api/clips/{id}).",
-    );
-    for (reason, n) in super::Reason::ALL.iter().zip(&r.deleted) {
-        e.sample(
+    let clip_reasons: Vec<&str> = super::Reason::ALL.iter().map(|r| r.name()).collect();
+    let continuous_reasons = ["continuous_max_age", "continuous_max_bytes"];
+    let by_reason: [(&str, &str, &[&str], &[std::sync::atomic::AtomicU64]); 4] = [
+        (
             "retention_deleted_total",
-            &label("reason", reason.name()),
-            n.load(Ordering::Relaxed) as f64,
-        );
-    }
-    e.sample(
-        "retention_deleted_total",
-        &label("reason", "api"),
-        r.deleted_by_api.load(Ordering::Relaxed) as f64,
-    );
-    e.family(
-        "retention_deleted_bytes_total",
-        "counter",
-        "Bytes of clips deleted by retention, by reason.",
-    );
-    for (reason, n) in super::Reason::ALL.iter().zip(&r.deleted_bytes) {
-        e.sample(
+            "Clips deleted, by reason (a retention limit, or api for DELETE /api/clips/{id}).",
+            &clip_reasons,
+            &r.deleted,
+        ),
+        (
             "retention_deleted_bytes_total",
-            &label("reason", reason.name()),
-            n.load(Ordering::Relaxed) as f64,
-        );
-    }
-    e.family(
-        "retention_continuous_deleted_total",
-        "counter",
-        "Continuous recordings deleted by retention, by reason.",
-    );
-    for (reason, n) in ["continuous_max_age", "continuous_max_bytes"]
-        .iter()
-        .zip(&r.continuous_deleted)
-    {
-        e.sample(
+            "Bytes of clips deleted by retention, by reason.",
+            &clip_reasons,
+            &r.deleted_bytes,
+        ),
+        (
             "retention_continuous_deleted_total",
-            &label("reason", reason),
-            n.load(Ordering::Relaxed) as f64,
-        );
-    }
-    e.family(
-        "retention_continuous_deleted_bytes_total",
-        "counter",
-        "Bytes of continuous recordings deleted by retention, by reason.",
-    );
-    for (reason, n) in ["continuous_max_age", "continuous_max_bytes"]
-        .iter()
-        .zip(&r.continuous_deleted_bytes)
-    {
-        e.sample(
+            "Continuous recordings deleted by retention, by reason.",
+            &continuous_reasons,
+            &r.continuous_deleted,
+        ),
+        (
             "retention_continuous_deleted_bytes_total",
-            &label("reason", reason),
-            n.load(Ordering::Relaxed) as f64,
-        );
+            "Bytes of continuous recordings deleted by retention, by reason.",
+            &continuous_reasons,
+            &r.continuous_deleted_bytes,
+        ),
+    ];
+    for (name, help, reasons, counts) in by_reason {
+        e.family(name, "counter", help);
+        for (reason, n) in reasons.iter().zip(counts) {
+            e.sample(
+                name,
+                &label("reason", reason),
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        if name == "retention_deleted_total" {
+            e.sample(
+                name,
+                &label("reason", "api"),
+                r.deleted_by_api.load(Ordering::Relaxed) as f64,
+            );
+        }
     }
     e.single(
         "retention_passes_total",

@@ -14,6 +14,16 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Seconds since the epoch of an RFC 3339 time the service wrote.
+#[track_caller]
+pub fn unix_seconds(rfc3339: &str) -> f64 {
+    preroll::time::parse_rfc3339(rfc3339)
+        .unwrap_or_else(|| panic!("{rfc3339:?} is not an RFC 3339 time"))
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
 /// Reads `current` every 100 ms until `done` holds for it, and returns it; after `limit`,
 /// panics with `shown` of what was last read.
 #[track_caller]
