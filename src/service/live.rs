@@ -33,15 +33,7 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 const SEND_LIMIT: Duration = Duration::from_secs(10);
 
 fn feed(service: &Service, name: &str) -> Result<Arc<Camera>, ApiError> {
-    let camera = service
-        .camera(name)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no camera named {name:?}")))?;
-    camera.camera.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!("camera {name:?} is disabled in the config"),
-        )
-    })
+    Ok(service.running_camera(name)?.1)
 }
 
 /// `GET /api/cameras/{camera}/live`: the WebSocket.

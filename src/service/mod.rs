@@ -285,6 +285,18 @@ impl Service {
         self.cameras.iter().find(|c| c.config.name == name)
     }
 
+    /// A configured camera that is enabled, with its running `Camera`.
+    pub fn running_camera(&self, name: &str) -> Result<(&ServiceCamera, Arc<Camera>), ClipRefused> {
+        let entry = self
+            .camera(name)
+            .ok_or_else(|| ClipRefused::UnknownCamera(name.to_owned()))?;
+        let camera = entry
+            .camera
+            .clone()
+            .ok_or_else(|| ClipRefused::CameraDisabled(name.to_owned()))?;
+        Ok((entry, camera))
+    }
+
     /// Starts a clip: the file is reserved before this returns (so a taken path is refused
     /// here), and recording goes on in the background.
     pub async fn start_clip(
@@ -301,13 +313,7 @@ impl Service {
         if *self.active.borrow() >= limit {
             return Err(ClipRefused::TooMany(limit));
         }
-        let entry = self
-            .camera(camera_name)
-            .ok_or_else(|| ClipRefused::UnknownCamera(camera_name.to_owned()))?;
-        let camera = entry
-            .camera
-            .clone()
-            .ok_or_else(|| ClipRefused::CameraDisabled(camera_name.to_owned()))?;
+        let (entry, camera) = self.running_camera(camera_name)?;
         let duration = order.duration.unwrap_or(entry.config.clip_duration);
         let lookback = order.lookback.unwrap_or(entry.config.clip_lookback);
         // The trigger is when the request arrived, before any file work.

@@ -75,10 +75,7 @@ pub async fn list(
     let start = time_param("start", span.start.as_deref())?;
     let end = time_param("end", span.end.as_deref())?;
     if service.camera(&camera).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no camera named {camera:?}"),
-        ));
+        return Err(super::ClipRefused::UnknownCamera(camera).into());
     }
     let archive = service
         .archives

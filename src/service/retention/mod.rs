@@ -221,6 +221,7 @@ pub async fn run(service: Weak<super::Service>, retention: Arc<Retention>) {
             .collect();
         let r = retention.clone();
         let archives = svc.archives.clone();
+        let service = svc.clone();
         let pass = move || {
             let mut report = r.pass(&in_progress, false);
             let limits = &r.limits;
@@ -237,12 +238,14 @@ pub async fn run(service: Weak<super::Service>, retention: Arc<Retention>) {
             // A pass over many files allocates a name for each; hand those pages back now
             // rather than at the next periodic release.
             crate::memory::release_free();
-            report
+            // On this thread too: taking the deleted clips out of the history rewrites it.
+            match report {
+                Ok(report) => service.retention_done(report),
+                Err(e) => tracing::warn!("retention pass: {e}"),
+            }
         };
-        match tokio::task::spawn_blocking(pass).await {
-            Ok(Ok(report)) => svc.retention_done(report),
-            Ok(Err(e)) => tracing::warn!("retention pass: {e}"),
-            Err(e) => tracing::warn!("retention pass: {e}"),
+        if let Err(e) = tokio::task::spawn_blocking(pass).await {
+            tracing::warn!("retention pass: {e}");
         }
         drop(svc);
         let earliest = tokio::time::Instant::now() + MIN_GAP;
