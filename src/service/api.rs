@@ -161,10 +161,7 @@ async fn require_token(
             Verdict::Slowed(left) => slowed(left),
         };
     }
-    let cookie = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(sessions::session_cookie);
+    let cookie = session_of(&headers);
     match cookie {
         Some(id) if service.sessions.valid(id) => {
             let reads = matches!(*request.method(), Method::GET | Method::HEAD);
@@ -272,22 +269,22 @@ async fn login(
 
 /// `GET /api/session`: whether the request carries a live session cookie (the UI asks before
 /// it shows the login, so a page load causes no refused request).
-async fn session_state(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
-    let live = headers
+/// The session id the request's cookie names, if any.
+fn session_of(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::COOKIE)
         .and_then(|v| v.to_str().ok())
         .and_then(sessions::session_cookie)
-        .is_some_and(|id| service.sessions.valid(id));
+}
+
+async fn session_state(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let live = session_of(&headers).is_some_and(|id| service.sessions.valid(id));
     axum::Json(serde_json::json!({ "session": live })).into_response()
 }
 
 /// `DELETE /api/session`: closes the cookie's session, if any, and clears the cookie.
 async fn logout(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
-    if let Some(id) = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(sessions::session_cookie)
-    {
+    if let Some(id) = session_of(&headers) {
         service.sessions.close(id);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();

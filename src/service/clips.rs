@@ -329,9 +329,13 @@ impl Clips {
         let Some(history) = &self.history else {
             return (gone, None);
         };
+        let before = gone.len();
         match history.all() {
             Ok(all) => gone.extend(all.into_iter().filter(|v| paths.contains(&v.path))),
             Err(e) => return (gone, Some(e)),
+        }
+        if gone.len() == before {
+            return (gone, None);
         }
         (gone, history.remove_paths(paths).err())
     }

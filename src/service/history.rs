@@ -208,17 +208,15 @@ impl History {
         Ok(true)
     }
 
-    /// Takes the clips at these paths out of the history, in one rewrite if any is there.
+    /// Takes the clips at these paths out of the history in one rewrite (the caller has seen
+    /// that some are there).
     pub fn remove_paths(
         &self,
         paths: &std::collections::HashSet<PathBuf>,
     ) -> Result<(), HistoryError> {
-        if self.all()?.iter().any(|v| paths.contains(&v.path)) {
-            self.lock()
-                .rewrite_keeping(|v| !paths.contains(&v.path))
-                .map_err(|e| self.error(e))?;
-        }
-        Ok(())
+        self.lock()
+            .rewrite_keeping(|v| !paths.contains(&v.path))
+            .map_err(|e| self.error(e))
     }
 
     /// Clips in the history that are done, and that failed.

@@ -257,30 +257,35 @@ pub fn metrics_page(service: &Service) -> String {
             );
         }
     }
-    e.single(
-        "retention_passes_total",
-        "counter",
-        "Retention passes over the recordings directory.",
-        r.passes.load(Ordering::Relaxed) as f64,
-    );
-    e.single(
-        "retention_failures_total",
-        "counter",
-        "Clip files retention could not delete (tried again next pass).",
-        r.failures.load(Ordering::Relaxed) as f64,
-    );
-    e.single(
-        "retention_clip_files",
-        "gauge",
-        "Clip files in the recordings directory after the last pass.",
-        r.files.load(Ordering::Relaxed) as f64,
-    );
-    e.single(
-        "retention_clip_bytes",
-        "gauge",
-        "Bytes of those clip files.",
-        r.bytes.load(Ordering::Relaxed) as f64,
-    );
+    let retention_singles: [(&str, &str, &str, &std::sync::atomic::AtomicU64); 4] = [
+        (
+            "retention_passes_total",
+            "counter",
+            "Retention passes over the recordings directory.",
+            &r.passes,
+        ),
+        (
+            "retention_failures_total",
+            "counter",
+            "Clip files retention could not delete (tried again next pass).",
+            &r.failures,
+        ),
+        (
+            "retention_clip_files",
+            "gauge",
+            "Clip files in the recordings directory after the last pass.",
+            &r.files,
+        ),
+        (
+            "retention_clip_bytes",
+            "gauge",
+            "Bytes of those clip files.",
+            &r.bytes,
+        ),
+    ];
+    for (name, kind, help, n) in retention_singles {
+        e.single(name, kind, help, n.load(Ordering::Relaxed) as f64);
+    }
     e.histogram(
         "retention_pass_seconds",
         "Time a retention pass takes (walk, decide, delete).",
