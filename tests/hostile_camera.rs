@@ -166,13 +166,25 @@ fn a_flood_on_an_unassigned_channel_is_dropped_and_counted() {
     );
     let dropped: u64 = r
         .stderr
-        .split("no frame for 2s (")
+        .split("no video frame for 2s (")
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("the stall names the dropped bytes: {}", r.stderr));
     println!("flood: {dropped} bytes dropped in 2 s");
     assert!(dropped > 10_000_000, "{dropped} bytes dropped");
+}
+
+/// A camera that answers PLAY and then sends only RTCP sender reports: each packet it sends
+/// is read, but no frame comes, so the stream counts as stalled at its stall timeout.
+#[test]
+fn a_camera_sending_only_reports_stalls_at_the_stall_timeout() {
+    let r = refused(
+        "reports-only",
+        &["--wait", "5", "--stall-timeout", "2"],
+        "no video frame for 2s",
+    );
+    assert!(r.took < Duration::from_secs(10), "waited {:?}", r.took);
 }
 
 /// A header line that never ends: refused when it passes the head bound, never buffered.
@@ -293,6 +305,7 @@ fn serve_with_every_hostile_camera_stays_responsive_and_bounded() {
         "bad-rtp",
         "time-jumps",
         "mid-frame-close",
+        "reports-only",
     ];
     let cams: Vec<Hostile> = modes.iter().map(|m| Hostile::start(m)).collect();
     let d = tempfile::tempdir().unwrap();
@@ -328,6 +341,12 @@ fn serve_with_every_hostile_camera_stays_responsive_and_bounded() {
             !shown.contains("\\u001b") && !shown.contains("\\u0007"),
             "{mode}: {shown}"
         );
+        if mode == "reports-only" {
+            // Connected, yet silent: it is dropped and dialled again, not shown as live.
+            let error = cam["last_error"].as_str().unwrap_or_default();
+            assert!(error.contains("no video frame for 3s"), "{shown}");
+            assert!(cam["reconnects"].as_u64() >= Some(2), "{shown}");
+        }
     }
     let rss = peak_rss_kb(svc.pid());
     let log = svc.log();

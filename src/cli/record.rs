@@ -39,7 +39,7 @@ pub struct RecordArgs {
     /// Seconds allowed for connecting (TCP, DESCRIBE, SETUP, PLAY).
     #[arg(long, default_value_t = 10.0)]
     connect_timeout: f64,
-    /// Seconds without a frame before the stream counts as stalled and is reconnected.
+    /// Seconds without a video frame (RTCP reports do not count) before the stream counts as stalled and is reconnected.
     #[arg(long, default_value_t = 10.0)]
     stall_timeout: f64,
 }

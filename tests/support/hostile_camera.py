@@ -28,6 +28,8 @@ MODE is one of
                     then jump ahead an hour, again and again
     mid-frame-close valid frames for a second, then half an interleaved frame, then the
                     connection closes (on every reconnect)
+    reports-only    after PLAY, RTCP sender reports ten times a second and no media at
+                    all (as a camera whose encoder hung while its RTSP stack goes on)
 
 It binds 127.0.0.1 on a free port, prints `READY rtsp://127.0.0.1:PORT/cam`, serves every
 connection (reconnects included) in a thread of its own, and runs until killed.
@@ -56,7 +58,7 @@ BAD_SDP = (
 )
 
 MODES = ("huge-describe", "flood", "huge-header", "garbage", "bad-sdp", "endless-frame",
-         "bad-rtp", "time-jumps", "mid-frame-close")
+         "bad-rtp", "time-jumps", "mid-frame-close", "reports-only")
 
 
 def rtp(seq, ts, payload, marker=False, pt=96):
@@ -118,6 +120,16 @@ def stream(conn, mode, udp):
                 ts += 3600
                 time.sleep(0.04)
             ts -= 90000 * 10 if seq % 100 < 50 else -90000 * 3600
+    if mode == "reports-only":
+        while True:
+            now = time.time()
+            ntp = int(now) + 2208988800
+            frac = int((now % 1) * (1 << 32))
+            # V=2, no reports, PT 200 (SR), length 6 words after the first; the SSRC of
+            # the RTP that never comes, NTP time, RTP time, zero packets and octets.
+            sr = struct.pack(">BBHIIIIII", 0x80, 200, 6, 0x1234, ntp, frac, int(now * 90000) & 0xFFFFFFFF, 0, 0)
+            conn.sendall(interleaved(1, sr))
+            time.sleep(0.1)
     if mode == "mid-frame-close":
         ts = 0
         for i in range(25):

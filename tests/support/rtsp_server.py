@@ -267,7 +267,7 @@ def clock_source(width, height):
 
 class ClockPainter:
     """Feeds a `?clock` mount's appsrc: one picture per 40 ms tick of the wall clock, its
-    barcode the tick's number, until the media stops taking buffers."""
+    barcode the tick's number, until the media is unprepared."""
 
     def __init__(self, media):
         src = media.get_element().get_by_name("clock")
@@ -278,6 +278,8 @@ class ClockPainter:
         # diagonally and move 4 pixels a tick.
         self.saw = bytes((x * 4) % 200 + 30 for x in range(2 * self.width))
         self.chroma = bytes([128]) * (self.width * self.height // 2)
+        self.ended = threading.Event()
+        media.connect("unprepared", lambda _media: self.ended.set())
         threading.Thread(target=self.run, daemon=True).start()
 
     def picture(self, n):
@@ -296,12 +298,22 @@ class ClockPainter:
 
     def run(self):
         tick = 1 / FPS
-        while True:
+        # The appsrc refuses buffers (FLUSHING) while the media changes state. A painter
+        # that stopped at the first refusal would leave a mount that answers RTSP and
+        # never sends a frame (a UI test once saw a `?clock` camera connected with no
+        # frame for a minute). It stops when the media is unprepared, or after a minute of
+        # refusals (a media that was never prepared).
+        refused_since = None
+        while not self.ended.is_set():
             now = time.time()
             n = int(now // tick) + 1
             time.sleep(max(0.0, n * tick - time.time()))
             buf = Gst.Buffer.new_wrapped(self.picture(n % (1 << CLOCK_BITS)))
-            if self.src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+            if self.src.emit("push-buffer", buf) == Gst.FlowReturn.OK:
+                refused_since = None
+            elif refused_since is None:
+                refused_since = time.monotonic()
+            elif time.monotonic() - refused_since > 60:
                 return
 
 

@@ -65,7 +65,7 @@ pub struct RtspOptions {
     pub transport: Transport,
     /// Bound on TCP connect plus DESCRIBE, SETUP and PLAY.
     pub connect_timeout: Duration,
-    /// A stream that delivers no frame for this long is dropped (and reconnected).
+    /// A stream that delivers no video frame for this long (other packets do not count) is dropped (and reconnected).
     pub stall_timeout: Duration,
     /// How long reads wait to gather data (shortened while connecting or recording).
     pub batching: Batching,
@@ -99,6 +99,9 @@ pub struct RtspSource {
     /// Events decided together and handed out one per call (parameters, then their frame).
     pending: VecDeque<SourceEvent>,
     stall_timeout: Duration,
+    /// When the stream stalls unless a video frame comes first: a frame, not any packet,
+    /// since a camera whose encoder hung can go on answering with RTCP reports for ever.
+    stall_at: tokio::time::Instant,
     read_batch: Duration,
     batching: Batching,
     /// Per selected stream, when its frames arrived (reads are batched; see `arrival`).
@@ -376,6 +379,7 @@ impl RtspSource {
             params: Vec::new(),
             pending: VecDeque::new(),
             stall_timeout: options.stall_timeout,
+            stall_at: tokio::time::Instant::now() + options.stall_timeout,
             read_batch: match options.transport {
                 Transport::Tcp => READ_BATCH_TCP,
                 Transport::Udp => READ_BATCH_UDP,
@@ -448,7 +452,7 @@ impl RtspSource {
         SourceError::new(
             SourceErrorKind::Stalled,
             format!(
-                "{}: no frame for {:?}{also}",
+                "{}: no video frame for {:?}{also}",
                 self.url_shown, self.stall_timeout
             ),
         )
@@ -511,11 +515,14 @@ impl Source for RtspSource {
                 Some(item) => item,
                 None => {
                     tokio::time::sleep(self.batching.read_batch(self.read_batch)).await;
-                    tokio::time::timeout(self.stall_timeout, self.demuxed.next())
+                    tokio::time::timeout_at(self.stall_at, self.demuxed.next())
                         .await
                         .map_err(|_| self.stalled())?
                 }
             };
+            if tokio::time::Instant::now() >= self.stall_at {
+                return Err(self.stalled());
+            }
             let item = match item {
                 // The connection closed: by the camera, or by the link refusing what the
                 // camera sent (then that is the reason).
@@ -608,6 +615,9 @@ impl Source for RtspSource {
             // then does not send when a file's first audio frame lies before its edit list):
             // nothing after it is missing, and frames that early come before the first
             // keyframe, which no clip holds.
+            if self.selected[track].kind == TrackKind::Video {
+                self.stall_at = tokio::time::Instant::now() + self.stall_timeout;
+            }
             let first = !std::mem::replace(&mut self.selected[track].started, true);
             if loss > 0 {
                 tracing::debug!(track, loss, first, "RTP packets lost");
