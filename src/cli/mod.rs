@@ -1,6 +1,7 @@
 //! The command line: a thin shell over the library.
 
 mod check;
+mod export;
 mod prune;
 mod record;
 mod remux;
@@ -37,6 +38,8 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Join fMP4 segments (HLS directories or playlists, fragmented MP4 files) into one clip.
     Remux(remux::RemuxArgs),
+    /// Write a camera's continuous recording between two times into one clip.
+    Export(export::ExportArgs),
     /// Apply a config's retention limits once: delete the oldest clips past them.
     Prune(prune::PruneArgs),
 }
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Remux(args) => remux::run(args),
         Command::Prune(args) => prune::run(args),
+        Command::Export(args) => export::run(args),
         Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),

@@ -58,9 +58,20 @@ pub struct Index {
 }
 
 impl Index {
-    /// Reads the index of the camera folder `dir` and reconciles it with the files there.
+    /// Reads the index of the camera folder `dir`, reconciles it with the files there, and
+    /// writes it back if they differed.
     pub fn open(dir: Dir) -> io::Result<Index> {
         let _ = dir.remove(OsStr::new(REWRITE));
+        let (index, changed) = Index::read(dir)?;
+        if changed {
+            index.rewrite(&index.lock())?;
+        }
+        Ok(index)
+    }
+
+    /// Reads the index of the camera folder `dir` and reconciles it with the files there,
+    /// writing nothing (a running service may own the folder); true if they differed.
+    pub fn read(dir: Dir) -> io::Result<(Index, bool)> {
         let mut listed: Vec<Entry> = Vec::new();
         match dir.open_file(OsStr::new(FILE), false) {
             Ok(f) => {
@@ -98,10 +109,7 @@ impl Index {
             dir,
             entries: Mutex::new(entries),
         };
-        if changed {
-            index.rewrite(&index.lock())?;
-        }
-        Ok(index)
+        Ok((index, changed))
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {

@@ -10,6 +10,8 @@
 //! tracks, when the camera goes down, and at shutdown: each file is one unbroken range, and
 //! the spaces between files are the gaps. [`index`] says what is recorded when.
 
+pub mod export;
+pub mod gaps;
 pub mod index;
 mod prune;
 mod writer;
@@ -24,6 +26,8 @@ use crate::recorder::{ClipOptions, Dir};
 use crate::ring::Feed;
 use crate::segment::Segment;
 
+pub use export::{ExportError, Exported, export};
+pub use gaps::{GAP_TOLERANCE, Gap, gaps};
 pub use index::{Entry, Index};
 pub use prune::{Pruned, prune};
 

@@ -29,6 +29,10 @@ pub fn router(service: Arc<Service>) -> Router {
     let api = Router::new()
         .route("/api/cameras", get(list_cameras))
         .route("/api/cameras/{camera}/clips", post(create_clip))
+        .route(
+            "/api/cameras/{camera}/exports",
+            post(super::exports::create),
+        )
         .route("/api/cameras/{camera}/live", get(super::live::socket))
         .route("/api/cameras/{camera}/live.mp4", get(super::live::mp4))
         .route(

@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use super::events::EventKind;
 use super::history::{History, HistoryError};
 use super::retention::KeepSet;
-use crate::recorder::Kept;
+use crate::continuous::{ExportError, Exported, Gap};
 use crate::recorder::live::{ClipControl, LiveClip, LiveError, LivePhase, LiveProgress};
+use crate::recorder::{ClipSummary, Kept};
 
 /// Final clips kept in memory when there is no history to write them to (it could not be
 /// opened, or the disk is full); the oldest are forgotten first (their files stay).
@@ -84,6 +85,19 @@ pub struct ClipView {
     /// Marked `keep`: retention never deletes it.
     #[serde(default)]
     pub keep: bool,
+    /// For an export of a continuous recording: the range, and what it could not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportRange>,
+}
+
+/// The range an export covers (RFC 3339), the stretches of it with no media, and the files
+/// it left out (each with why).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportRange {
+    pub start: String,
+    pub end: String,
+    pub gaps: Vec<Gap>,
+    pub skipped: Vec<String>,
 }
 
 /// One clip: its view and, while recording, its control.
@@ -207,14 +221,8 @@ impl Clip {
         let view = &mut entry.view;
         match result {
             Ok(clip) => {
-                let s = &clip.summary;
-                view.state = ClipState::Done;
-                view.path = s.path.clone();
+                done(view, &clip.summary);
                 view.preroll = clip.preroll.as_secs_f64();
-                view.duration = s.duration.as_secs_f64();
-                view.bytes = s.bytes;
-                view.discontinuities = s.discontinuities.len();
-                view.discontinuity_times = s.discontinuities.clone();
                 view.ended_early = clip.cut_short.clone();
             }
             Err(e) => {
@@ -236,11 +244,50 @@ impl Clip {
                 }
             }
         }
-        let kind = match view.state {
-            ClipState::Done => EventKind::ClipDone,
-            _ => EventKind::ClipFailed,
-        };
-        (kind, view.clone())
+        (final_kind(view.state), view.clone())
+    }
+
+    /// Takes an export's outcome, as [`Clip::finished`] a recording's.
+    pub fn exported(&self, result: &Result<Exported, ExportError>) -> (EventKind, ClipView) {
+        let mut entry = lock(&self.0);
+        entry.control = None;
+        let view = &mut entry.view;
+        match result {
+            Ok(e) => {
+                done(view, &e.clip);
+                if let Some(range) = view.export.as_mut() {
+                    range.gaps.clone_from(&e.gaps);
+                    range.skipped.clone_from(&e.skipped);
+                }
+            }
+            Err(e) => {
+                view.state = ClipState::Failed;
+                view.error = Some(e.to_string());
+                if let (Some(range), ExportError::NothingRecorded { skipped, .. }) =
+                    (view.export.as_mut(), e)
+                {
+                    range.skipped.clone_from(skipped);
+                }
+            }
+        }
+        (final_kind(view.state), view.clone())
+    }
+}
+
+/// A clip finished as `summary` says.
+fn done(view: &mut ClipView, summary: &ClipSummary) {
+    view.state = ClipState::Done;
+    view.path = summary.path.clone();
+    view.duration = summary.duration.as_secs_f64();
+    view.bytes = summary.bytes;
+    view.discontinuities = summary.discontinuities.len();
+    view.discontinuity_times = summary.discontinuities.clone();
+}
+
+fn final_kind(state: ClipState) -> EventKind {
+    match state {
+        ClipState::Done => EventKind::ClipDone,
+        _ => EventKind::ClipFailed,
     }
 }
 
@@ -252,6 +299,8 @@ pub struct NewClip {
     pub lookback: Duration,
     pub duration: Duration,
     pub request_id: Option<String>,
+    /// Set for an export: the range it covers.
+    pub export: Option<(SystemTime, SystemTime)>,
 }
 
 /// Every clip by id.
@@ -368,6 +417,12 @@ impl Clips {
             recovered: false,
             request_id: new.request_id,
             keep: false,
+            export: new.export.map(|(start, end)| ExportRange {
+                start: crate::time::rfc3339(start),
+                end: crate::time::rfc3339(end),
+                gaps: Vec::new(),
+                skipped: Vec::new(),
+            }),
         };
         let (control, receiver) = watch::channel(ClipControl::default());
         (self.insert(view, Some(control)), receiver)
@@ -401,6 +456,7 @@ impl Clips {
             recovered: true,
             request_id: None,
             keep: false,
+            export: None,
         };
         self.insert(view, None)
     }
@@ -532,6 +588,7 @@ mod tests {
             lookback: Duration::from_secs(1),
             duration: Duration::from_secs(2),
             request_id: None,
+            export: None,
         }
     }
 

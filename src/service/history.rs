@@ -347,6 +347,7 @@ mod tests {
             recovered: false,
             request_id: None,
             keep: false,
+            export: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub(crate) mod api;
 pub mod clips;
 mod download;
 pub mod events;
+mod exports;
 mod history;
 mod http;
 mod listeners;
@@ -304,15 +305,7 @@ impl Service {
         camera_name: &str,
         order: ClipOrder,
     ) -> Result<Arc<Clip>, ClipRefused> {
-        if *self.shutting_down.borrow() {
-            return Err(ClipRefused::ShuttingDown);
-        }
-        // Each clip in progress holds a writer thread and a file: a client may not take all
-        // of them. (Counted again below, where the clip is added; the check is only a cap.)
-        let limit = self.config.api.max_clips_recording;
-        if *self.active.borrow() >= limit {
-            return Err(ClipRefused::TooMany(limit));
-        }
+        self.admit()?;
         let (entry, camera) = self.running_camera(camera_name)?;
         let duration = order.duration.unwrap_or(entry.config.clip_duration);
         let lookback = order.lookback.unwrap_or(entry.config.clip_lookback);
@@ -323,34 +316,10 @@ impl Service {
             Some(f) => f.clone(),
             None => default_filename(camera_name, trigger_wall),
         };
-        let path = self.dirs.clip_path(&name)?;
         let options = ClipOptions {
             orientation: entry.config.orientation,
         };
-        let recording = {
-            let (path, dirs) = (path.clone(), self.dirs.clone());
-            tokio::task::spawn_blocking(move || {
-                // Directories are made and the file created through handles that follow no
-                // symlink: a link planted after the check above is refused, not followed.
-                let place = dirs.clip_place(&path).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::InvalidInput => ClipRefused::Path(PathRefused::Forbidden {
-                        name: path.display().to_string(),
-                        rule: paths::RULE_SYMLINK,
-                    }),
-                    // A file (another clip) stands where the name needs a directory.
-                    std::io::ErrorKind::NotADirectory => ClipRefused::Conflict(e.to_string()),
-                    _ => ClipRefused::Storage(format!("{}: {e}", path.display())),
-                })?;
-                Recording::create_at(place, options).map_err(|e| match e {
-                    RecordError::Exists { .. } | RecordError::InProgress { .. } => {
-                        ClipRefused::Conflict(e.to_string())
-                    }
-                    other => ClipRefused::Storage(other.to_string()),
-                })
-            })
-            .await
-            .map_err(|e| ClipRefused::Storage(e.to_string()))??
-        };
+        let (path, recording) = self.reserve(&name, options).await?;
         let (clip, control) = self.clips.add(clips::NewClip {
             camera: Some(camera_name.to_owned()),
             path,
@@ -358,6 +327,7 @@ impl Service {
             lookback,
             duration,
             request_id: order.request_id.clone(),
+            export: None,
         });
         self.active.send_modify(|n| *n += 1);
         self.clip_event(EventKind::ClipCreated, clip.view());
@@ -395,6 +365,55 @@ impl Service {
             service.active.send_modify(|n| *n = n.saturating_sub(1));
         });
         Ok(clip)
+    }
+
+    /// Refuses a new clip while shutting down, or when too many are in progress.
+    fn admit(&self) -> Result<(), ClipRefused> {
+        if *self.shutting_down.borrow() {
+            return Err(ClipRefused::ShuttingDown);
+        }
+        // Each clip in progress holds a writer thread and a file: a client may not take all
+        // of them. (Counted again where the clip is added; the check is only a cap.)
+        let limit = self.config.api.max_clips_recording;
+        if *self.active.borrow() >= limit {
+            return Err(ClipRefused::TooMany(limit));
+        }
+        Ok(())
+    }
+
+    /// Checks a clip's file name and reserves its file, so a taken path is refused before
+    /// the clip is announced.
+    async fn reserve(
+        &self,
+        name: &str,
+        options: ClipOptions,
+    ) -> Result<(std::path::PathBuf, Recording), ClipRefused> {
+        let path = self.dirs.clip_path(name)?;
+        let recording = {
+            let (path, dirs) = (path.clone(), self.dirs.clone());
+            tokio::task::spawn_blocking(move || {
+                // Directories are made and the file created through handles that follow no
+                // symlink: a link planted after the check above is refused, not followed.
+                let place = dirs.clip_place(&path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidInput => ClipRefused::Path(PathRefused::Forbidden {
+                        name: path.display().to_string(),
+                        rule: paths::RULE_SYMLINK,
+                    }),
+                    // A file (another clip) stands where the name needs a directory.
+                    std::io::ErrorKind::NotADirectory => ClipRefused::Conflict(e.to_string()),
+                    _ => ClipRefused::Storage(format!("{}: {e}", path.display())),
+                })?;
+                Recording::create_at(place, options).map_err(|e| match e {
+                    RecordError::Exists { .. } | RecordError::InProgress { .. } => {
+                        ClipRefused::Conflict(e.to_string())
+                    }
+                    other => ClipRefused::Storage(other.to_string()),
+                })
+            })
+            .await
+            .map_err(|e| ClipRefused::Storage(e.to_string()))??
+        };
+        Ok((path, recording))
     }
 
     /// Deletes a final clip: its file (through the storage handles, following no link), then

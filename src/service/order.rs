@@ -2,7 +2,7 @@
 //! object `{filename?, duration?, lookback?, request_id?}` (an empty body is `{}`), and
 //! `{seconds}` to extend one. Each problem is named in words a caller can act on.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -112,6 +112,57 @@ impl ClipOrder {
         request_id(v.get("request_id")?.as_str().map(str::to_owned))
             .ok()
             .flatten()
+    }
+}
+
+/// An export: a range of a camera's continuous recording, as a clip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportOrder {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub filename: Option<String>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportBody {
+    start: String,
+    end: String,
+    #[serde(default, deserialize_with = "not_null")]
+    filename: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    request_id: Option<String>,
+}
+
+impl ExportOrder {
+    /// `{"start": RFC 3339, "end": RFC 3339, "filename"?, "request_id"?}`: a range that is
+    /// not empty and no longer than a clip may be.
+    pub fn from_json(bytes: &[u8]) -> Result<ExportOrder, String> {
+        let b: ExportBody = object(bytes)?;
+        let time = |name: &str, v: &str| {
+            crate::time::parse_rfc3339(v).ok_or_else(|| {
+                format!("{name} {v:?} is not an RFC 3339 time such as 2026-11-30T08:15:30Z")
+            })
+        };
+        let (start, end) = (time("start", &b.start)?, time("end", &b.end)?);
+        let length = end
+            .duration_since(start)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("end {} is not after start {}", b.end, b.start))?;
+        if length.as_secs_f64() > MAX_CLIP_SECONDS {
+            return Err(format!(
+                "the range is {:.0} s long; an export holds at most {MAX_CLIP_SECONDS:.0} s",
+                length.as_secs_f64()
+            ));
+        }
+        Ok(ExportOrder {
+            start,
+            end,
+            filename: b.filename,
+            request_id: request_id(b.request_id)?,
+        })
     }
 }
 

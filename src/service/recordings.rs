@@ -3,19 +3,15 @@
 //! the file being written.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::Service;
 use super::api::ApiError;
-use crate::continuous::Entry;
+use crate::continuous::{Entry, Gap, gaps};
 use crate::time::{parse_rfc3339, rfc3339};
-
-/// Spaces between files shorter than this are the seams of cutting, not gaps.
-pub const GAP_TOLERANCE: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,13 +26,6 @@ pub struct Range {
     pub end: String,
     pub path: std::path::PathBuf,
     pub bytes: u64,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Gap {
-    pub start: String,
-    pub end: String,
-    pub seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,19 +63,7 @@ pub async fn list(
 ) -> Result<axum::Json<Recordings>, ApiError> {
     let start = time_param("start", span.start.as_deref())?;
     let end = time_param("end", span.end.as_deref())?;
-    if service.camera(&camera).is_none() {
-        return Err(super::ClipRefused::UnknownCamera(camera).into());
-    }
-    let archive = service
-        .archives
-        .iter()
-        .find(|a| a.camera == camera)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("camera {camera:?} does not record continuously (continuous = true in its config)"),
-            )
-        })?;
+    let archive = service.archive(&camera)?;
     let entries = archive.index.entries();
     let in_progress = archive.in_progress();
     let end = end.unwrap_or_else(SystemTime::now);
@@ -130,53 +107,4 @@ pub async fn list(
             path: dir.join(file),
         }),
     }))
-}
-
-/// The stretches of `[start, end]` that `covered` (sorted by start) leaves out, longer than
-/// [`GAP_TOLERANCE`].
-pub fn gaps(start: SystemTime, end: SystemTime, covered: &[(SystemTime, SystemTime)]) -> Vec<Gap> {
-    let mut out = Vec::new();
-    let mut cursor = start;
-    let mut push = |from: SystemTime, to: SystemTime| {
-        if let Ok(d) = to.duration_since(from)
-            && d > GAP_TOLERANCE
-        {
-            out.push(Gap {
-                start: rfc3339(from),
-                end: rfc3339(to),
-                seconds: d.as_secs_f64(),
-            });
-        }
-    };
-    for &(s, e) in covered {
-        if s > cursor {
-            push(cursor, s.min(end));
-        }
-        cursor = cursor.max(e);
-        if cursor >= end {
-            return out;
-        }
-    }
-    push(cursor, end);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::UNIX_EPOCH;
-
-    fn at(s: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(s)
-    }
-
-    #[test]
-    fn gaps_are_what_the_files_leave_out_past_the_seams() {
-        let covered = [(at(100), at(160)), (at(160), at(220)), (at(300), at(360))];
-        let g = gaps(at(50), at(400), &covered);
-        let secs: Vec<f64> = g.iter().map(|g| g.seconds).collect();
-        assert_eq!(secs, [50.0, 80.0, 40.0]);
-        assert!(gaps(at(100), at(220), &covered).is_empty());
-        assert_eq!(gaps(at(0), at(10), &[]).len(), 1);
-    }
 }
