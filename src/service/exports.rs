@@ -44,6 +44,8 @@ pub enum ExportRefused {
     Clip(#[from] ClipRefused),
     #[error("camera {0:?} does not record continuously (continuous = true in its config)")]
     NotContinuous(String),
+    #[error("{0}")]
+    BadRange(String),
     #[error(
         "camera {camera:?} recorded nothing between {start} and {end} (see GET /api/cameras/{camera}/recordings)"
     )]
@@ -58,6 +60,7 @@ impl From<ExportRefused> for ApiError {
     fn from(e: ExportRefused) -> Self {
         match e {
             ExportRefused::Clip(c) => c.into(),
+            ExportRefused::BadRange(e) => ApiError::bad_request(e),
             other => ApiError::new(StatusCode::NOT_FOUND, other.to_string()),
         }
     }
@@ -85,7 +88,7 @@ impl Service {
     ) -> Result<Arc<Clip>, ExportRefused> {
         self.admit()?;
         let archive = self.archive(camera)?;
-        let (start, end) = (order.start, order.end);
+        let (start, end) = order.range().map_err(ExportRefused::BadRange)?;
         let entries = archive.index.entries();
         if !entries.iter().any(|e| e.end() > start && e.start() < end) {
             return Err(ExportRefused::NothingRecorded {

@@ -115,11 +115,13 @@ impl ClipOrder {
     }
 }
 
-/// An export: a range of a camera's continuous recording, as a clip.
+/// An export: a range of a camera's continuous recording, as a clip. The times are read
+/// by [`ExportOrder::range`], once the camera is known to record continuously: an unknown
+/// camera is a 404 whatever the body says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportOrder {
-    pub start: SystemTime,
-    pub end: SystemTime,
+    pub start: String,
+    pub end: String,
     pub filename: Option<String>,
     pub request_id: Option<String>,
 }
@@ -136,33 +138,37 @@ struct ExportBody {
 }
 
 impl ExportOrder {
-    /// `{"start": RFC 3339, "end": RFC 3339, "filename"?, "request_id"?}`: a range that is
-    /// not empty and no longer than a clip may be.
+    /// `{"start": RFC 3339, "end": RFC 3339, "filename"?, "request_id"?}`.
     pub fn from_json(bytes: &[u8]) -> Result<ExportOrder, String> {
         let b: ExportBody = object(bytes)?;
+        Ok(ExportOrder {
+            start: b.start,
+            end: b.end,
+            filename: b.filename,
+            request_id: request_id(b.request_id)?,
+        })
+    }
+
+    /// The range: two RFC 3339 times, the end after the start, no longer than a clip may be.
+    pub fn range(&self) -> Result<(SystemTime, SystemTime), String> {
         let time = |name: &str, v: &str| {
             crate::time::parse_rfc3339(v).ok_or_else(|| {
                 format!("{name} {v:?} is not an RFC 3339 time such as 2026-11-30T08:15:30Z")
             })
         };
-        let (start, end) = (time("start", &b.start)?, time("end", &b.end)?);
+        let (start, end) = (time("start", &self.start)?, time("end", &self.end)?);
         let length = end
             .duration_since(start)
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("end {} is not after start {}", b.end, b.start))?;
+            .ok_or_else(|| format!("end {} is not after start {}", self.end, self.start))?;
         if length.as_secs_f64() > MAX_CLIP_SECONDS {
             return Err(format!(
                 "the range is {:.0} s long; an export holds at most {MAX_CLIP_SECONDS:.0} s",
                 length.as_secs_f64()
             ));
         }
-        Ok(ExportOrder {
-            start,
-            end,
-            filename: b.filename,
-            request_id: request_id(b.request_id)?,
-        })
+        Ok((start, end))
     }
 }
 
@@ -191,6 +197,28 @@ pub fn keep_of(bytes: &[u8], empty_means_keep: bool) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_ranges_are_two_times_in_order_and_at_most_a_day() {
+        let range = |start: &str, end: &str| {
+            let body = format!(r#"{{"start": "{start}", "end": "{end}"}}"#);
+            ExportOrder::from_json(body.as_bytes())
+                .and_then(|o| o.range())
+                .map(|(s, e)| e.duration_since(s).unwrap_or_default().as_secs())
+        };
+        assert_eq!(range("2026-11-30T08:00:00Z", "2026-11-30T08:05:00Z"), Ok(300));
+        assert_eq!(range("2026-11-30T08:00:00Z", "2026-12-01T08:00:00Z"), Ok(86_400));
+        let e = range("2026-11-30T08:00:00Z", "2026-12-01T08:00:01Z").unwrap_err();
+        assert!(e.contains("at most 86400 s"), "{e}");
+        let e = range("2026-11-30T08:00:00Z", "2026-11-30T08:00:00Z").unwrap_err();
+        assert!(e.contains("is not after start"), "{e}");
+        let e = range("2026-11-30 08:00", "2026-11-30T08:00:00Z").unwrap_err();
+        assert!(e.contains("start \"2026-11-30 08:00\" is not an RFC 3339 time"), "{e}");
+        let e = ExportOrder::from_json(br#"{"start": "2026-11-30T08:00:00Z"}"#).unwrap_err();
+        assert!(e.contains("end"), "{e}");
+        let e = ExportOrder::from_json(br#"{"start": "a", "end": "b", "x": 1}"#).unwrap_err();
+        assert!(e.contains("x"), "{e}");
+    }
 
     #[test]
     fn bodies_are_read_with_every_problem_named() {
