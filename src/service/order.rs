@@ -206,14 +206,23 @@ mod tests {
                 .and_then(|o| o.range())
                 .map(|(s, e)| e.duration_since(s).unwrap_or_default().as_secs())
         };
-        assert_eq!(range("2026-11-30T08:00:00Z", "2026-11-30T08:05:00Z"), Ok(300));
-        assert_eq!(range("2026-11-30T08:00:00Z", "2026-12-01T08:00:00Z"), Ok(86_400));
+        assert_eq!(
+            range("2026-11-30T08:00:00Z", "2026-11-30T08:05:00Z"),
+            Ok(300)
+        );
+        assert_eq!(
+            range("2026-11-30T08:00:00Z", "2026-12-01T08:00:00Z"),
+            Ok(86_400)
+        );
         let e = range("2026-11-30T08:00:00Z", "2026-12-01T08:00:01Z").unwrap_err();
         assert!(e.contains("at most 86400 s"), "{e}");
         let e = range("2026-11-30T08:00:00Z", "2026-11-30T08:00:00Z").unwrap_err();
         assert!(e.contains("is not after start"), "{e}");
         let e = range("2026-11-30 08:00", "2026-11-30T08:00:00Z").unwrap_err();
-        assert!(e.contains("start \"2026-11-30 08:00\" is not an RFC 3339 time"), "{e}");
+        assert!(
+            e.contains("start \"2026-11-30 08:00\" is not an RFC 3339 time"),
+            "{e}"
+        );
         let e = ExportOrder::from_json(br#"{"start": "2026-11-30T08:00:00Z"}"#).unwrap_err();
         assert!(e.contains("end"), "{e}");
         let e = ExportOrder::from_json(br#"{"start": "a", "end": "b", "x": 1}"#).unwrap_err();
