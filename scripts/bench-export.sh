@@ -33,18 +33,7 @@ bytes=$(cat "${files[@]}" | wc -c)
 echo "input: ${#files[@]} files, $bytes bytes in $day" >&2
 cat "${files[@]}" > /dev/null # warm the page cache
 
-measure() { # name, command...: prints "name seconds maxrss_kb" of the median run
-  local name=$1; shift
-  local results=()
-  for _ in $(seq "$runs"); do
-    rm -f "$out" "$out.partial"
-    sync
-    /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" >"$dir/stdout.txt" 2>"$dir/stderr.txt" || {
-      echo "$name failed:" >&2; cat "$dir/stderr.txt" >&2; exit 1; }
-    results+=("$(tail -1 "$dir/time.txt")")
-  done
-  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p" | sed "s/^/$name /"
-}
+source scripts/lib/measure.sh
 
 out="$dir/export-out.mp4"
 {

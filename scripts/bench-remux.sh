@@ -35,19 +35,7 @@ bytes=$(cat "${files[@]}" | wc -c)
 echo "input: ${#segs[@]} segments, $bytes bytes in $hls" >&2
 cat "${files[@]}" > /dev/null # warm the page cache
 
-measure() { # name, command...: prints "name seconds maxrss_kb" of the median run
-  local name=$1; shift
-  local results=()
-  for _ in $(seq "$runs"); do
-    rm -f "$out" "$out.partial"
-    sync
-    /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" >/dev/null 2>"$dir/stderr.txt" || {
-      echo "$name failed:" >&2; cat "$dir/stderr.txt" >&2; exit 1; }
-    results+=("$(tail -1 "$dir/time.txt")")
-  done
-  rm -f "$out"
-  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p" | sed "s/^/$name /"
-}
+source scripts/lib/measure.sh
 
 table() { # results file
   awk -v bytes="$bytes" '
@@ -70,6 +58,7 @@ run_all() { # output directory
   measure cat+fsync sh -c 'cat "$@" > '"$out"' && sync '"$out" sh "${files[@]}"
   measure ffmpeg ffmpeg -nostdin -v error -i "$hls/index.m3u8" -c copy -f mp4 "$out"
   measure ffmpeg+fsync sh -c 'ffmpeg -nostdin -v error -i "$1" -c copy -f mp4 "$2" && sync "$2"' sh "$hls/index.m3u8" "$out"
+  rm -f "$out"
 }
 
 echo "== clip on disk ($(df --output=fstype "$dir" | tail -1 | tr -d ' ') under $dir): what a user gets =="

@@ -187,19 +187,27 @@ fn an_export_across_a_camera_restart_holds_every_frame_once_with_one_discontinui
     // The same range from the command line, beside the running service: the same frames.
     let out = d.path().join("cli.mp4");
     let recordings = d.path().join("recordings");
-    let printed = common::preroll_ok(&[
-        "export",
-        "--recordings",
-        common::s(&recordings),
-        "--camera",
-        "cam",
-        "--start",
-        &rfc(start),
-        "--end",
-        &rfc(end),
-        "-o",
-        common::s(&out),
-    ]);
+    let export = |from: f64, to: f64, out: &Path| {
+        common::preroll(&[
+            "export",
+            "--recordings",
+            common::s(&recordings),
+            "--camera",
+            "cam",
+            "--start",
+            &rfc(from),
+            "--end",
+            &rfc(to),
+            "-o",
+            common::s(out),
+        ])
+    };
+    let succeeded = |o: std::process::Output| {
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "preroll export failed: {said}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let printed = succeeded(export(start, end, &out));
     assert!(printed.contains("1 discontinuities"), "{printed}");
     assert_eq!(
         clock_ticks(&out),
@@ -246,19 +254,7 @@ fn an_export_across_a_camera_restart_holds_every_frame_once_with_one_discontinui
     );
     let clips = svc.get("/api/clips").json();
     assert_eq!(clips.as_array().map(Vec::len), Some(1), "{clips:#}");
-    let missing_cli = common::preroll(&[
-        "export",
-        "--recordings",
-        common::s(&recordings),
-        "--camera",
-        "cam",
-        "--start",
-        &rfc(first - 600.0),
-        "--end",
-        &rfc(first - 300.0),
-        "-o",
-        common::s(&d.path().join("none.mp4")),
-    ]);
+    let missing_cli = export(first - 600.0, first - 300.0, &d.path().join("none.mp4"));
     let said = String::from_utf8_lossy(&missing_cli.stderr);
     assert!(
         !missing_cli.status.success() && said.contains("nothing was recorded"),
@@ -270,19 +266,7 @@ fn an_export_across_a_camera_restart_holds_every_frame_once_with_one_discontinui
     let second = Path::new(ranges[1]["path"].as_str().unwrap());
     std::fs::write(second, b"not an mp4 any more").unwrap();
     let broken = d.path().join("broken.mp4");
-    let printed = common::preroll_ok(&[
-        "export",
-        "--recordings",
-        common::s(&recordings),
-        "--camera",
-        "cam",
-        "--start",
-        &rfc(start),
-        "--end",
-        &rfc(end),
-        "-o",
-        common::s(&broken),
-    ]);
+    let printed = succeeded(export(start, end, &broken));
     assert!(printed.contains("skipped"), "{printed}");
     assert_eq!(
         printed.matches("\ngap ").count() + usize::from(printed.starts_with("gap ")),

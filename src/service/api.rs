@@ -309,13 +309,18 @@ async fn create_clip(
 ) -> Result<Response, ApiError> {
     let order = ClipOrder::from_json(&bytes).map_err(ApiError::bad_request)?;
     let clip = service.start_clip(&camera, order).await?;
+    Ok(created(&clip))
+}
+
+/// 201 with a new clip (or export) and `Location: /api/clips/{id}`.
+pub fn created(clip: &super::Clip) -> Response {
     let view = clip.view();
     let location = format!("/api/clips/{}", view.id);
     let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(response)
+    response
 }
 
 fn find(service: &Service, id: &str) -> Result<Arc<super::Clip>, ApiError> {

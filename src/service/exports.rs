@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 
 use super::api::ApiError;
 use super::clips::{self, Clip};
@@ -28,13 +28,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let order = ExportOrder::from_json(&bytes).map_err(ApiError::bad_request)?;
     let clip = service.start_export(&camera, order).await?;
-    let view = clip.view();
-    let location = format!("/api/clips/{}", view.id);
-    let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    Ok(super::api::created(&clip))
 }
 
 /// Why an export was refused before it started.
