@@ -5,6 +5,10 @@
 //! range exactly once, in order, with one jump (the restart) and ends within a few frames
 //! of the times asked for. And the refusals: an empty range, a range with nothing recorded,
 //! a camera that does not record continuously, a file that cannot be read.
+//!
+//! And a clip whose lookback (120 s) is twelve times what the camera's ring holds: the older
+//! part is read from the continuous recording and the ring's media follows it without a
+//! missing or repeated frame.
 
 mod common;
 
@@ -279,6 +283,76 @@ fn an_export_across_a_camera_restart_holds_every_frame_once_with_one_discontinui
         kept.len() + (4.0 * FPS) as usize <= ticks.len() && kept.len() > ticks.len() / 3,
         "{} frames kept of {}",
         kept.len(),
+        ticks.len()
+    );
+}
+
+#[test]
+fn a_lookback_past_the_ring_comes_from_disk_and_meets_the_ring_exactly() {
+    let srv = RtspServer::start(&[("cam", "live:h264?clock")], Auth::None).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let cameras = format!(
+        "[[cameras]]\nname = \"cam\"\nsource = \"{}\"\npreroll_seconds = 10\n\
+         continuous = true\ncontinuous_file_seconds = 30\n",
+        srv.url("cam")
+    );
+    let svc = Service::start(d.path(), &config(d.path(), &cameras));
+    svc.wait_cameras(&["cam"], 1.0, LIMIT);
+    sleep(Duration::from_secs(127));
+    let ring = svc.get("/api/cameras").json()[0]["ring_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(ring < 12.0, "the ring holds {ring} s");
+
+    // And at the same moment a clip the ring alone holds: the two must agree where they
+    // overlap, so the long one starts 115 s before the short one, to the frame.
+    let clip = svc.clip("cam", r#"{"lookback": 120, "duration": 2}"#);
+    let short = svc.clip("cam", r#"{"lookback": 5, "duration": 2}"#);
+    let done = svc.wait_final(clip["id"].as_str().unwrap(), LIMIT);
+    let short = svc.wait_final(short["id"].as_str().unwrap(), LIMIT);
+    assert_eq!(done["state"], "done", "{done:#}");
+    assert_eq!(short["state"], "done", "{short:#}");
+    let preroll = done["preroll"].as_f64().unwrap();
+    assert!(
+        (preroll - 120.0).abs() < 0.05,
+        "pre-roll {preroll} s: {done:#}"
+    );
+    assert_eq!(done["discontinuities"], 0, "{done:#}");
+    let path = Path::new(done["path"].as_str().unwrap()).to_owned();
+    assert_decodes_cleanly(&path);
+    let ticks = clock_ticks(&path);
+    let steps: Vec<(usize, u32)> = ticks
+        .windows(2)
+        .enumerate()
+        .map(|(i, p)| (i, p[1].wrapping_sub(p[0]) & 0xffff))
+        .filter(|(_, step)| *step != 1)
+        .collect();
+    assert!(
+        steps.is_empty(),
+        "frames missing or repeated at (index, step) {steps:?}"
+    );
+    let ring_only = clock_ticks(Path::new(short["path"].as_str().unwrap()));
+    let between = unix_seconds(short["trigger_time"].as_str().unwrap())
+        - unix_seconds(done["trigger_time"].as_str().unwrap());
+    let signed = |a: u32, b: u32| {
+        let d = i64::from(a.wrapping_sub(b) & 0xffff);
+        if d > 32768 { d - 65536 } else { d }
+    };
+    let first_off = signed(ring_only[0], ticks[0]) - ((115.0 + between) * FPS).round() as i64;
+    let last_off = signed(ring_only[ring_only.len() - 1], ticks[ticks.len() - 1])
+        - (between * FPS).round() as i64;
+    println!(
+        "lookback 120 s with a {ring:.1} s ring: {} frames, pre-roll {preroll:.3} s; against a \
+         clip of the ring alone triggered {between:.3} s later, the first frame {first_off:+} \
+         and the last {last_off:+} frames off",
+        ticks.len()
+    );
+    assert!(first_off.abs() <= 1, "first frame {first_off} frames off");
+    assert!(last_off.abs() <= 1, "last frame {last_off} frames off");
+    let expected = 122.0 * FPS;
+    assert!(
+        (ticks.len() as f64 - expected).abs() <= 2.0,
+        "{} frames, {expected} expected",
         ticks.len()
     );
 }

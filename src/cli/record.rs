@@ -125,15 +125,23 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let recording = Recording::create(&args.output, options)
         .with_context(|| format!("recording {}", args.output.display()))?;
     let request = ClipRequest { duration, lookback };
-    let result = record_live(&camera, recording, trigger, request, control, &mut |p| {
-        bar.set_position(p.after_trigger.as_millis() as u64);
-        bar.set_message(format!(
-            "{:.1}/{:.1} s, {}",
-            p.after_trigger.as_secs_f64(),
-            duration.as_secs_f64(),
-            super::human_bytes(p.bytes)
-        ));
-    })
+    let result = record_live(
+        &camera,
+        recording,
+        trigger,
+        request,
+        control,
+        None,
+        &mut |p| {
+            bar.set_position(p.after_trigger.as_millis() as u64);
+            bar.set_message(format!(
+                "{:.1}/{:.1} s, {}",
+                p.after_trigger.as_secs_f64(),
+                duration.as_secs_f64(),
+                super::human_bytes(p.bytes)
+            ));
+        },
+    )
     .await;
     bar.finish_and_clear();
     let clip = result.with_context(|| format!("recording {}", args.output.display()))?;

@@ -73,14 +73,16 @@ pub fn export(
 ) -> Result<Exported, ExportError> {
     let shown = crate::time::rfc3339;
     if start >= end {
+        recording.discard();
         return Err(ExportError::EmptyRange {
             start: shown(start),
             end: shown(end),
         });
     }
-    let inside: Vec<&Entry> = entries
+    let inside: Vec<Entry> = entries
         .iter()
         .filter(|e| e.end() > start && e.start() < end)
+        .cloned()
         .collect();
     // Every time is placed on one monotonic clock, `origin` standing for `wall_origin`.
     let wall_origin = inside.first().map_or(start, |e| e.start().min(start));
@@ -88,22 +90,85 @@ pub fn export(
     let at = |wall: SystemTime| origin + wall.duration_since(wall_origin).unwrap_or_default();
     let (from, until) = (at(start), at(end));
     recording.present_from(from);
-
-    let mut out = Output {
-        recording,
-        from,
-        until,
-        held: Vec::new(),
-        done: false,
+    let read = {
+        let mut out = Output::new(from, until, |s: &Segment| {
+            write(&mut recording, s, Some(until))
+        });
+        read_back(folder, &inside, &at, None, 1, &mut out)
+            .and_then(|r| out.flush_held().map(|()| r))
     };
-    let mut covered: Vec<(SystemTime, SystemTime)> = Vec::new();
-    let mut skipped = Vec::new();
+    let read = match read {
+        Ok(r) => r,
+        Err(e) => {
+            recording.discard();
+            return Err(e.into());
+        }
+    };
+    if !recording.has_media() {
+        recording.discard();
+        return Err(ExportError::NothingRecorded {
+            start: shown(start),
+            end: shown(end),
+            skipped: read.skipped,
+        });
+    }
+    let clip = recording.finish()?;
+    Ok(Exported {
+        clip,
+        files: read.files,
+        gaps: gaps(start, end, &read.covered),
+        skipped: read.skipped,
+    })
+}
+
+/// Writes one part; only an error that leaves the file unusable is one.
+pub(crate) fn write(
+    recording: &mut Recording,
+    segment: &Segment,
+    until: Option<Instant>,
+) -> Result<(), RecordError> {
+    match recording.write_part(segment, segment.received, until) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_fatal() => Err(e),
+        Err(e) => {
+            tracing::debug!("part read back refused: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// What reading files back found.
+#[derive(Debug, Default)]
+pub struct ReadBack {
+    /// The wall-clock stretches whose media was read.
+    pub covered: Vec<(SystemTime, SystemTime)>,
+    /// Files left out (or cut short), each with why.
+    pub skipped: Vec<String>,
+    /// Files read (whole or in part).
+    pub files: usize,
+    /// Where the frame of the `Stop` was met, on the clock of `at`.
+    pub met: Option<Instant>,
+}
+
+/// Reads `files` (oldest first, below `folder`) back as parts into `out`: files that follow
+/// each other are one stream, numbered from `first_stream` on, a new one after each gap.
+/// A frame's arrival instant is `at` its wall-clock time; reading stops where `stop` says.
+/// An unreadable file is reported in `skipped`; only an error of the writer ends the
+/// reading.
+pub fn read_back<W: FnMut(&Segment) -> Result<(), RecordError>>(
+    folder: &Path,
+    files: &[Entry],
+    at: &dyn Fn(SystemTime) -> Instant,
+    stop: Option<&Stop>,
+    first_stream: u64,
+    out: &mut Output<W>,
+) -> Result<ReadBack, RecordError> {
+    let mut got = ReadBack::default();
     let mut run: Option<Run> = None;
     let mut next_sequence = 0u64;
-    let mut stream_id = 0u64;
-    let mut files = 0usize;
+    let mut stream_id = first_stream;
     let mut previous_end: Option<SystemTime> = None;
-    for entry in inside {
+    for entry in files {
         if out.done {
             break;
         }
@@ -116,29 +181,39 @@ pub fn export(
         });
         if !continues && let Some(r) = run.take() {
             next_sequence = out.close(r)?;
+            stream_id += 1;
         }
         let path = folder.join(&entry.file);
-        let mut source = match FileSource::open(&path, Pace::Fast, false) {
+        // The file being written may have been finished (renamed) since it was listed.
+        let finished = entry
+            .file
+            .strip_suffix(crate::recorder::PARTIAL_SUFFIX)
+            .map(|f| folder.join(f));
+        let opened = FileSource::open(&path, Pace::Fast, false).or_else(|e| match &finished {
+            Some(f) if !path.exists() => FileSource::open(f, Pace::Fast, false),
+            _ => Err(e),
+        });
+        let mut source = match opened {
             Ok(s) => s,
             Err(e) => {
-                skipped.push(format!("{}: {e}", entry.file));
+                got.skipped.push(format!("{}: {e}", entry.file));
                 previous_end = None;
                 continue;
             }
         };
-        files += 1;
+        got.files += 1;
         let r = run.get_or_insert_with(|| {
-            stream_id += 1;
-            Run::new(stream_id, next_sequence, at(entry.start()))
+            Run::new(stream_id, next_sequence, at(entry.start()), stop.cloned())
         });
-        let read = r.read_file(&mut source, &mut out);
+        let read = r.read_file(&mut source, out);
+        got.met = got.met.or(r.met);
         let media = Duration::from_secs_f64(r.file_seconds());
-        covered.push((entry.start(), entry.start() + media));
+        got.covered.push((entry.start(), entry.start() + media));
         r.end_file();
         match read {
             Ok(()) => previous_end = Some(entry.end()),
             Err(FileFault::Source(e)) => {
-                skipped.push(format!(
+                got.skipped.push(format!(
                     "{} from {:.3} s on: {e}",
                     entry.file,
                     media.as_secs_f64()
@@ -147,34 +222,40 @@ pub fn export(
                 previous_end = None;
                 if let Some(r) = run.take() {
                     next_sequence = out.close(r)?;
+                    stream_id += 1;
                 }
             }
-            Err(FileFault::Record(e)) => {
-                out.recording.discard();
-                return Err(e.into());
-            }
+            Err(FileFault::Record(e)) => return Err(e),
         }
     }
     if let Some(r) = run.take() {
         out.close(r)?;
     }
-    out.flush_held()?;
-    let recording = out.recording;
-    if !recording.has_media() {
-        recording.discard();
-        return Err(ExportError::NothingRecorded {
-            start: shown(start),
-            end: shown(end),
-            skipped,
-        });
+    Ok(got)
+}
+
+/// Where reading back stops: before the video frame with the bytes `frame` (media read back
+/// meets the same media elsewhere, frame for frame), or without one at the first frame at
+/// or past `at`.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    pub at: Instant,
+    pub frame: Option<bytes::Bytes>,
+}
+
+/// How far past `Stop::at` the frame of a `Stop` is looked for: the times of media read
+/// back are estimates (arrival times placed on the media's clock), a second or so off.
+pub const FIND_FRAME: Duration = Duration::from_secs(5);
+
+impl Stop {
+    fn reached(&self, frame: &Frame, video: bool) -> bool {
+        match &self.frame {
+            Some(bytes) => {
+                (video && frame.data == *bytes) || frame.received >= self.at + FIND_FRAME
+            }
+            None => frame.received >= self.at,
+        }
     }
-    let clip = recording.finish()?;
-    Ok(Exported {
-        clip,
-        files,
-        gaps: gaps(start, end, &covered),
-        skipped,
-    })
 }
 
 /// Why a file was not read to its end.
@@ -183,20 +264,29 @@ enum FileFault {
     Record(RecordError),
 }
 
-/// The recording, and the parts that wait to be written.
-struct Output {
-    recording: Recording,
+/// Where parts read back go, and those that wait: parts since the last keyframe before
+/// `from` are held (the media needs the keyframe before its start) and dropped when a later
+/// keyframe still before `from` comes; parts from `until` on are not needed.
+pub struct Output<W> {
+    write: W,
     from: Instant,
     until: Instant,
-    /// Parts since the last keyframe before `from`: written once media reaches `from`
-    /// (the clip needs the keyframe before its start), dropped when a later keyframe
-    /// still before `from` comes.
     held: Vec<Segment>,
     /// Media has passed `until`: nothing more is needed.
     done: bool,
 }
 
-impl Output {
+impl<W: FnMut(&Segment) -> Result<(), RecordError>> Output<W> {
+    pub fn new(from: Instant, until: Instant, write: W) -> Output<W> {
+        Output {
+            write,
+            from,
+            until,
+            held: Vec::new(),
+            done: false,
+        }
+    }
+
     fn take(&mut self, segment: Segment) -> Result<(), RecordError> {
         let Some(received) = segment.received else {
             return Ok(());
@@ -213,28 +303,15 @@ impl Output {
             return Ok(());
         }
         self.flush_held()?;
-        self.write(&segment)
+        (self.write)(&segment)
     }
 
-    fn flush_held(&mut self) -> Result<(), RecordError> {
+    /// Writes what is held: at the end, the media before `from` holds the range.
+    pub fn flush_held(&mut self) -> Result<(), RecordError> {
         for s in std::mem::take(&mut self.held) {
-            self.write(&s)?;
+            (self.write)(&s)?;
         }
         Ok(())
-    }
-
-    fn write(&mut self, segment: &Segment) -> Result<(), RecordError> {
-        match self
-            .recording
-            .write_part(segment, segment.received, Some(self.until))
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_fatal() => Err(e),
-            Err(e) => {
-                tracing::debug!("export: part refused: {e}");
-                Ok(())
-            }
-        }
     }
 
     /// Ends a run; returns the sequence number the next run starts at.
@@ -253,6 +330,10 @@ struct Run {
     /// The run's first media on the shared monotonic clock.
     starts: Instant,
     params: Vec<TrackParams>,
+    /// Where reading stops.
+    stop: Option<Stop>,
+    /// When the frame reading stopped at arrived, if it was met.
+    met: Option<Instant>,
     /// Where the current file's time zero lies in the run, in seconds as video ticks
     /// (`video_timescale`).
     offset: i128,
@@ -262,7 +343,7 @@ struct Run {
 }
 
 impl Run {
-    fn new(stream_id: u64, next_sequence: u64, starts: Instant) -> Run {
+    fn new(stream_id: u64, next_sequence: u64, starts: Instant, stop: Option<Stop>) -> Run {
         Run {
             segmenter: Segmenter::new(
                 stream_id,
@@ -271,6 +352,8 @@ impl Run {
                 HygieneOptions::default(),
             ),
             starts,
+            stop,
+            met: None,
             params: Vec::new(),
             offset: 0,
             video_timescale: 0,
@@ -278,7 +361,11 @@ impl Run {
         }
     }
 
-    fn read_file(&mut self, source: &mut FileSource, out: &mut Output) -> Result<(), FileFault> {
+    fn read_file<W: FnMut(&Segment) -> Result<(), RecordError>>(
+        &mut self,
+        source: &mut FileSource,
+        out: &mut Output<W>,
+    ) -> Result<(), FileFault> {
         loop {
             let event = match futures::executor::block_on(source.next()) {
                 Ok(Some(e)) => e,
@@ -316,6 +403,19 @@ impl Run {
                     let Some(frame) = self.place(frame) else {
                         continue;
                     };
+                    let video = self
+                        .params
+                        .get(frame.track)
+                        .is_some_and(|p| p.kind == TrackKind::Video);
+                    if let Some(stop) = &self.stop
+                        && stop.reached(&frame, video)
+                    {
+                        if video && stop.frame.as_ref() == Some(&frame.data) {
+                            self.met = Some(frame.received);
+                        }
+                        out.done = true;
+                        return Ok(());
+                    }
                     let segments = self.segmenter.push(frame).map_err(|e| {
                         FileFault::Source(crate::source::SourceError::new(
                             crate::source::SourceErrorKind::Protocol,

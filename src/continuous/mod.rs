@@ -13,6 +13,7 @@
 pub mod export;
 pub mod gaps;
 pub mod index;
+mod lookback;
 mod prune;
 mod writer;
 

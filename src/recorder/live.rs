@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::ring::{Feed, FeedState};
@@ -42,6 +43,23 @@ pub struct ClipRequest {
     pub lookback: Duration,
 }
 
+/// Media older than the ring (a camera's continuous recording on disk): where a clip's
+/// lookback goes on when the ring does not reach back far enough.
+pub trait Older: Send + Sync {
+    /// Hands `send` the parts presented from `from` up to `until` (instants of the camera's
+    /// arrival clock), oldest first, their media cut before the frame `until_frame` (the
+    /// ring's first; found by its bytes, as the older media's times are estimates of the
+    /// same clock) or, without it, at `until`; `send` returns false when no more are
+    /// wanted. Returns when the first part sent starts. Blocks (file reads).
+    fn parts(
+        &self,
+        from: Instant,
+        until: Instant,
+        until_frame: Option<Bytes>,
+        send: &mut dyn FnMut(Segment) -> bool,
+    ) -> Option<Instant>;
+}
+
 /// A part on its way to the writer.
 struct Part {
     segment: Arc<Segment>,
@@ -49,6 +67,9 @@ struct Part {
     started: Option<Instant>,
     /// The clip ends inside it, here.
     until: Option<Instant>,
+    /// Its stream continues the media before it exactly (the ring after a lookback read
+    /// from disk up to the ring's first part).
+    joins: bool,
 }
 
 /// What a caller can change while a clip records.
@@ -135,6 +156,7 @@ pub async fn record_live<F: Feed + ?Sized>(
     trigger: Instant,
     request: ClipRequest,
     mut control: watch::Receiver<ClipControl>,
+    older: Option<Arc<dyn Older>>,
     progress: &mut (dyn FnMut(LiveProgress) + Send),
 ) -> Result<LiveClip, LiveError> {
     // Each part is to reach the file as soon as it is complete: a crash then loses at most
@@ -178,14 +200,45 @@ pub async fn record_live<F: Feed + ?Sized>(
         preroll = ?lookback.achieved,
         "lookback"
     );
+    // What the ring does not reach back to comes from disk, up to where the ring's media
+    // starts, so the two meet without a gap or a frame twice.
+    let wanted = trigger.checked_sub(request.lookback);
+    let ring_first = lookback.segments.first();
+    let ring_from = ring_first.and_then(|(_, started)| *started);
+    let ring_frame = ring_first.and_then(|(s, _)| s.first_video_sample());
+    let from_disk = match (older, wanted, ring_from) {
+        (Some(older), Some(wanted), Some(ring_from)) if ring_from > wanted => {
+            let disk = tx.clone();
+            tokio::task::spawn_blocking(move || {
+                older.parts(wanted, ring_from, ring_frame, &mut |segment| {
+                    let started = segment.received;
+                    disk.blocking_send(Part {
+                        segment: Arc::new(segment),
+                        started,
+                        until: None,
+                        joins: false,
+                    })
+                    .is_ok()
+                })
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+        _ => None,
+    };
     let mut last = newest;
     // With no segment from the ring, the first live one can still start before the trigger:
     // its start is then the pre-roll.
     let mut preroll_from_live = lookback.segments.is_empty();
     let mut report = LiveProgress {
-        preroll: lookback.achieved,
+        preroll: match (from_disk, wanted) {
+            (Some(first), Some(wanted)) => trigger.saturating_duration_since(first.max(wanted)),
+            _ => lookback.achieved,
+        },
         ..LiveProgress::default()
     };
+    let mut joins = from_disk.is_some();
     // The ring may already hold the requested end (a trigger in the past, or a feed that
     // runs ahead of it): the lookback is then cut there like live media.
     let asked = trigger + request.duration + control.borrow().extended;
@@ -205,6 +258,7 @@ pub async fn record_live<F: Feed + ?Sized>(
                 segment: s,
                 started,
                 until: last.then_some(asked),
+                joins: std::mem::take(&mut joins),
             })
             .await;
         if last {
@@ -269,6 +323,7 @@ pub async fn record_live<F: Feed + ?Sized>(
                     segment: s,
                     started,
                     until: last.then_some(end),
+                    joins: false,
                 })
                 .await;
             if last {
@@ -387,6 +442,9 @@ fn write_all(
 ) -> Result<ClipSummary, (RecordError, Option<Kept>)> {
     let partial = recording.partial_path().to_owned();
     while let Some(p) = rx.blocking_recv() {
+        if p.joins {
+            recording.join_seamlessly(p.segment.stream_id);
+        }
         match recording.write_part(&p.segment, p.started, p.until) {
             Ok(_) => {}
             Err(e) if e.is_fatal() => {
@@ -431,7 +489,16 @@ mod tests {
             duration: Duration::from_secs_f64(duration),
             lookback: Duration::from_secs_f64(lookback),
         };
-        let result = record_live(feed, recording, trigger, request, watching, &mut |_| {}).await;
+        let result = record_live(
+            feed,
+            recording,
+            trigger,
+            request,
+            watching,
+            None,
+            &mut |_| {},
+        )
+        .await;
         (dir, result)
     }
 

@@ -154,6 +154,12 @@ impl Recording {
         self.presentation.start_at(instant);
     }
 
+    /// Tells the recording that the stream `stream_id` continues the media written so far
+    /// exactly (no time is missing between them): its start is not a discontinuity.
+    pub fn join_seamlessly(&mut self, stream_id: u64) {
+        self.timeline.join_seamlessly(stream_id);
+    }
+
     /// Rebuilds an interrupted recording from what its `.partial` holds (see
     /// [`recover`](super::recover::recover)): the tracks from its `moov` (checked to describe
     /// exactly what the partial's header does and what its fragments reference), each track's
@@ -256,16 +262,19 @@ impl Recording {
         started: Option<Instant>,
         until: Option<Instant>,
     ) -> Result<SegmentOutcome, RecordError> {
-        if self
-            .last_sequence
-            .is_some_and(|last| segment.sequence <= last)
+        // Sequences are compared within a stream: a lookback read back from disk is numbered
+        // apart from the ring's parts that follow it.
+        let same_stream = self.timeline.current_stream() == Some(segment.stream_id);
+        if same_stream
+            && self
+                .last_sequence
+                .is_some_and(|last| segment.sequence <= last)
         {
             return Ok(SegmentOutcome::SkippedOld);
         }
         // A part continues the one before it: after a gap in the same stream (the ring
         // dropped parts this clip had not taken yet), what follows refers to frames the clip
         // lacks, up to the next keyframe. A new stream starts with a keyframe.
-        let same_stream = self.timeline.current_stream() == Some(segment.stream_id);
         if same_stream
             && self
                 .last_sequence

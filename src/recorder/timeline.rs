@@ -84,6 +84,9 @@ pub struct Timeline {
     ends: Vec<u64>,
     stream: Option<StreamClock>,
     discontinuities: Vec<Discontinuity>,
+    /// A stream that continues the media before it exactly (a lookback read from disk up
+    /// to where the ring's media starts): its start is not a discontinuity.
+    seamless: Option<u64>,
 }
 
 impl Timeline {
@@ -93,7 +96,13 @@ impl Timeline {
             ends: Vec::new(),
             stream: None,
             discontinuities: Vec::new(),
+            seamless: None,
         }
+    }
+
+    /// The stream `stream_id` will continue the media before it exactly.
+    pub fn join_seamlessly(&mut self, stream_id: u64) {
+        self.seamless = Some(stream_id);
     }
 
     /// A timeline continuing after media already written: `ends` per output track, in its
@@ -139,7 +148,7 @@ impl Timeline {
             let need = Seconds::new(i128::from(self.ends[output]) - first_out, ts);
             shift = Some(shift.map_or(need, |s| s.max(need)));
         }
-        if had_media {
+        if had_media && self.seamless != Some(stream_id) {
             self.discontinuities.push(Discontinuity {
                 stream_id,
                 at: self.ends.first().copied().unwrap_or(0),

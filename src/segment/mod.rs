@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::mp4::{Fragment, InitSegment, TrackKind};
 
 /// A keyframe-aligned run of media fragments from one stream connection.
@@ -81,6 +83,24 @@ impl Segment {
             .filter_map(|f| f.track(video))
             .find(|t| t.sample_count() > 0)
             .is_some_and(|t| t.starts_with_sync())
+    }
+
+    /// The bytes of its first video sample (None without video, or when they cannot be
+    /// read).
+    pub fn first_video_sample(&self) -> Option<Bytes> {
+        let video = self.init.video()?.track_id;
+        self.fragments.iter().find_map(|f| {
+            let run = f
+                .track(video)?
+                .runs
+                .iter()
+                .find(|r| !r.samples.is_empty())?;
+            let size = u64::from(run.samples.first()?.size);
+            f.data
+                .slice(run.data_offset, run.data_offset + size)
+                .to_bytes()
+                .ok()
+        })
     }
 
     /// True when no fragment holds a sample.

@@ -334,12 +334,26 @@ impl Service {
         let service = self.clone();
         let task_clip = clip.clone();
         let request = ClipRequest { duration, lookback };
+        // A lookback past the ring goes on in the camera's continuous recording, if it has one.
+        let older = self
+            .archives
+            .iter()
+            .find(|a| a.camera == camera_name)
+            .map(|a| a.clone() as Arc<dyn crate::recorder::live::Older>);
         tokio::spawn(async move {
-            let result = record_live(&*camera, recording, trigger, request, control, &mut |p| {
-                if let Some((kind, view)) = task_clip.progress(p) {
-                    service.clip_event(kind, view);
-                }
-            })
+            let result = record_live(
+                &*camera,
+                recording,
+                trigger,
+                request,
+                control,
+                older,
+                &mut |p| {
+                    if let Some((kind, view)) = task_clip.progress(p) {
+                        service.clip_event(kind, view);
+                    }
+                },
+            )
             .await;
             let (kind, view) = task_clip.finished(&result);
             // The history takes the final clip from the event (see `listeners`).

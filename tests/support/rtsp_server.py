@@ -304,11 +304,31 @@ class ClockPainter:
         # frame for a minute). It stops when the media is unprepared, or after a minute of
         # refusals (a media that was never prepared).
         refused_since = None
+        # Every tick is painted, in order: a thread that wakes late (a loaded machine)
+        # catches up rather than skipping pictures, unless it fell more than a second
+        # behind. And pictures are stamped on a grid of exact 40 ms steps from an anchor in
+        # the pipeline's running time, as a camera's encoder clock would: stamped when
+        # pushed (do-timestamp), they carried this thread's wake-up jitter. The anchor moves
+        # when the grid drifts off the running time by more than the catch-up allows (a
+        # state change, a stalled thread).
+        anchor = None
+        step = Gst.SECOND // FPS
+        n = None
         while not self.ended.is_set():
-            now = time.time()
-            n = int(now // tick) + 1
+            if n is None or time.time() - (n + 1) * tick > 1.0:
+                n = int(time.time() // tick) + 1
+            else:
+                n += 1
             time.sleep(max(0.0, n * tick - time.time()))
             buf = Gst.Buffer.new_wrapped(self.picture(n % (1 << CLOCK_BITS)))
+            clock = self.src.get_clock()
+            if clock is not None:
+                running = clock.get_time() - self.src.get_base_time()
+                drift = anchor[0] + (n - anchor[1]) * step - running if anchor else 0
+                if anchor is None or abs(drift) > 3 * Gst.SECOND // 2:
+                    anchor = (running, n)
+                buf.pts = anchor[0] + (n - anchor[1]) * step
+                buf.duration = step
             if self.src.emit("push-buffer", buf) == Gst.FlowReturn.OK:
                 refused_since = None
             elif refused_since is None:

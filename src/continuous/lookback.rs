@@ -1,0 +1,141 @@
+//! A clip's lookback past the ring, read from the camera's continuous recording: the files
+//! (and the file being written, valid up to its last part) read back as parts, placed on
+//! the camera's arrival clock, and cut where the ring's media starts.
+//!
+//! The files' times are arrival estimates made when they were written; the ring's are
+//! better ones, refined since (a camera's first frames after a connection arrive late, in a
+//! burst). The ring's first frame is found on disk by its bytes, and the difference between
+//! the two estimates of its arrival moves the whole read back onto the ring's clock: the
+//! clip then starts at `trigger - lookback` as the ring knows it, and meets the ring frame
+//! for frame.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use crate::recorder::PARTIAL_SUFFIX;
+use crate::recorder::live::Older;
+use crate::segment::Segment;
+
+use super::Archive;
+use super::export::{FIND_FRAME, Output, Stop, read_back};
+use super::index::{Entry, unix_ms};
+
+/// Streams read back from disk are numbered from here, apart from the ring's.
+const FIRST_STREAM: u64 = 1 << 62;
+
+impl Archive {
+    /// The files holding media of `[start, end)` (wall clock), the file being written last.
+    fn files_between(&self, start: SystemTime, end: SystemTime, now: SystemTime) -> Vec<Entry> {
+        let mut files: Vec<Entry> = self
+            .index
+            .entries()
+            .into_iter()
+            .filter(|e| e.end() > start && e.start() < end)
+            .collect();
+        if let Some((file, began)) = self.in_progress()
+            && began < end
+        {
+            files.push(Entry {
+                file: format!("{file}{PARTIAL_SUFFIX}"),
+                start_ms: unix_ms(began),
+                end_ms: unix_ms(now),
+                bytes: 0,
+            });
+        }
+        files
+    }
+}
+
+impl Older for Archive {
+    fn parts(
+        &self,
+        from: Instant,
+        until: Instant,
+        until_frame: Option<Bytes>,
+        send: &mut dyn FnMut(Segment) -> bool,
+    ) -> Option<Instant> {
+        let (now, now_wall) = (Instant::now(), SystemTime::now());
+        let wall = |i: Instant| now_wall - now.saturating_duration_since(i);
+        let folder = self.index.dir().path();
+        // First, where the files have the ring's first frame, on their own estimate.
+        let mut late = Duration::ZERO;
+        let mut early = Duration::ZERO;
+        if let Some(frame) = &until_frame {
+            let near = self.files_between(
+                wall(until).checked_sub(FIND_FRAME).unwrap_or(now_wall),
+                wall(until) + FIND_FRAME,
+                now_wall,
+            );
+            let at = |w: SystemTime| on_clock(w, now, now_wall, Duration::ZERO, Duration::ZERO);
+            let stop = Stop {
+                at: until,
+                frame: Some(frame.clone()),
+            };
+            let look_from = until.checked_sub(FIND_FRAME).unwrap_or(until);
+            let mut skip = Output::new(look_from, until + FIND_FRAME, |_: &Segment| Ok(()));
+            if let Ok(r) = read_back(folder, &near, &at, Some(&stop), FIRST_STREAM, &mut skip)
+                && let Some(met) = r.met
+            {
+                late = met.saturating_duration_since(until);
+                early = until.saturating_duration_since(met);
+            }
+        }
+        let at = |w: SystemTime| on_clock(w, now, now_wall, late, early);
+        // The files by their own times: the range moved by the same difference.
+        let files = self.files_between(
+            wall(from) + late - early,
+            wall(until) + late - early,
+            now_wall,
+        );
+        let stop = Stop {
+            at: until,
+            frame: until_frame,
+        };
+        let mut first: Option<Instant> = None;
+        let mut gone = false;
+        let mut out = Output::new(from, until + FIND_FRAME, |s: &Segment| {
+            if gone {
+                return Ok(());
+            }
+            first = first.or(s.received);
+            gone = !send(s.clone());
+            Ok(())
+        });
+        let read = read_back(folder, &files, &at, Some(&stop), FIRST_STREAM, &mut out)
+            .and_then(|r| out.flush_held().map(|()| r));
+        match read {
+            Ok(r) => {
+                for s in &r.skipped {
+                    tracing::warn!(camera = self.camera, "lookback from disk: {s}");
+                }
+                if stop.frame.is_some() && r.met.is_none() {
+                    tracing::warn!(
+                        camera = self.camera,
+                        "lookback from disk: the ring's first frame is not in the continuous \
+                         recording; the two are joined by their times"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(camera = self.camera, "lookback from disk: {e}"),
+        }
+        drop(out);
+        first
+    }
+}
+
+/// Where the wall-clock time `w` of a file lies on the monotonic clock (`now` being
+/// `now_wall`), the files' estimate being `late` (or `early`) against the ring's.
+fn on_clock(
+    w: SystemTime,
+    now: Instant,
+    now_wall: SystemTime,
+    late: Duration,
+    early: Duration,
+) -> Instant {
+    let plain = match now_wall.duration_since(w) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(now),
+        Err(ahead) => now + ahead.duration(),
+    };
+    (plain + early).checked_sub(late).unwrap_or(plain)
+}
