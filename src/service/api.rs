@@ -346,7 +346,18 @@ async fn get_clip(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ClipView>, ApiError> {
-    Ok(axum::Json(find(&service, &id)?.view()))
+    match find(&service, &id) {
+        Ok(clip) => Ok(axum::Json(clip.view())),
+        Err(e) => match in_bucket(&service, &id).await {
+            Some(sidecar) => Ok(axum::Json(sidecar.into_view())),
+            None => Err(e),
+        },
+    }
+}
+
+/// A clip this node does not hold, from the bucket (another node's, or one it forgot).
+async fn in_bucket(service: &Service, id: &str) -> Option<super::remote::Sidecar> {
+    service.remote.as_ref()?.find(id).await
 }
 
 /// `{"keep": bool}`: marks the clip so retention never deletes it, or unmarks it.
@@ -393,7 +404,10 @@ async fn list_clips(
     query: Result<Query<ClipQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let all = service.clips.all().map_err(history_unreadable)?;
+    let mut all = service.clips.all().map_err(history_unreadable)?;
+    if let Some(remote) = &service.remote {
+        all = remote.merge(all);
+    }
     let page = query.apply(all).map_err(ApiError::bad_request)?;
     let mut response = axum::Json(page.clips).into_response();
     response
@@ -437,7 +451,23 @@ async fn clip_file(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let clip = find(&service, &id)?;
+    // Taken out of the request: its body is not `Sync`, so it may not be borrowed across an
+    // await.
+    let asked = (request.method().clone(), request.headers().clone());
+    let clip = match find(&service, &id) {
+        Ok(clip) => clip,
+        Err(e) => {
+            let Some(remote) = &service.remote else {
+                return Err(e);
+            };
+            let media = in_bucket(&service, &id)
+                .await
+                .as_ref()
+                .and_then(super::remote::serve::Media::of)
+                .ok_or(e)?;
+            return from_bucket(remote, &media, asked).await;
+        }
+    };
     let view = clip.view();
     if view.state != super::ClipState::Done {
         return Err(error(
@@ -454,21 +484,40 @@ async fn clip_file(
             .await
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     };
-    let file = file.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => error(
-            StatusCode::GONE,
-            format!("the file of clip {id} is no longer there"),
-        ),
-        // A symlink (or something other than a file) now stands at its name.
-        std::io::ErrorKind::InvalidInput => error(
-            StatusCode::GONE,
-            format!("the file of clip {id} was replaced ({e}); it is not served"),
-        ),
-        _ => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("opening {}: {e}", view.path.display()),
-        ),
-    })?;
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            // Removed here after its upload (or lost): served from the bucket.
+            if e.kind() == std::io::ErrorKind::NotFound
+                && let Some(remote) = &service.remote
+                && let Some(media) = remote.copies.get(&view.path).and_then(|c| {
+                    object_store::path::Path::parse(&c.key).ok().map(|key| {
+                        super::remote::serve::Media::Object {
+                            key,
+                            bytes: c.bytes,
+                        }
+                    })
+                })
+            {
+                return from_bucket(remote, &media, asked).await;
+            }
+            return Err(match e.kind() {
+                std::io::ErrorKind::NotFound => error(
+                    StatusCode::GONE,
+                    format!("the file of clip {id} is no longer there"),
+                ),
+                // A symlink (or something other than a file) now stands at its name.
+                std::io::ErrorKind::InvalidInput => error(
+                    StatusCode::GONE,
+                    format!("the file of clip {id} was replaced ({e}); it is not served"),
+                ),
+                _ => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("opening {}: {e}", view.path.display()),
+                ),
+            });
+        }
+    };
     super::download::serve_file(file, request.method(), request.headers())
         .await
         .map_err(|e| {
@@ -477,6 +526,17 @@ async fn clip_file(
                 format!("reading {}: {e}", view.path.display()),
             )
         })
+}
+
+/// A clip's bytes from the bucket (or a redirect to them).
+async fn from_bucket(
+    remote: &super::remote::Remote,
+    media: &super::remote::serve::Media,
+    (method, headers): (Method, HeaderMap),
+) -> Result<Response, ApiError> {
+    super::remote::serve::respond(remote, media, &method, &headers)
+        .await
+        .map_err(|e| error(StatusCode::BAD_GATEWAY, e.to_string()))
 }
 
 async fn list_cameras(
@@ -504,7 +564,8 @@ async fn integrations(State(service): State<Arc<Service>>) -> axum::Json<serde_j
             })
         })
         .collect();
-    axum::Json(serde_json::json!({ "mqtt": mqtt, "webhooks": webhooks }))
+    let remote = service.remote.as_ref().map(|r| r.status());
+    axum::Json(serde_json::json!({ "mqtt": mqtt, "webhooks": webhooks, "remote": remote }))
 }
 
 async fn healthz(State(service): State<Arc<Service>>) -> Response {

@@ -2,7 +2,7 @@
 //! recovered ones, in the [`History`] on disk; each with its state as the API shows it.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::events::EventKind;
 use super::history::{History, HistoryError};
+use super::remote::{Copies, Storage};
 use super::retention::KeepSet;
 use crate::continuous::{ExportError, Exported, Gap};
 use crate::recorder::live::{ClipControl, LiveClip, LiveError, LivePhase, LiveProgress};
@@ -88,6 +89,13 @@ pub struct ClipView {
     /// For an export of a continuous recording: the range, and what it could not hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<ExportRange>,
+    /// Where the clip is: `local`, `uploading`, `remote` or `local+remote` (see
+    /// `[storage.remote]`).
+    #[serde(default)]
+    pub storage: Storage,
+    /// The node that recorded it (`[node] name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The range an export covers (RFC 3339), the stretches of it with no media, and the files
@@ -311,6 +319,10 @@ pub struct Clips {
     history: Option<History>,
     /// The clips marked `keep`, by path.
     keep: Arc<KeepSet>,
+    /// With a bucket: which clips have a copy there.
+    copies: Option<Arc<Copies>>,
+    /// This service's node name, on every view.
+    node: Option<String>,
     next: AtomicU64,
 }
 
@@ -336,10 +348,38 @@ impl Clips {
         }
     }
 
-    /// A view read back from the history, with its keep mark as it is now.
+    /// Names this node on every view, and with a bucket, says where each clip is.
+    pub fn located(mut self, node: &str, copies: Option<Arc<Copies>>) -> Clips {
+        self.node = Some(node.to_owned());
+        self.copies = copies;
+        self
+    }
+
+    /// A view read back from the history, with its keep mark and storage as they are now.
     fn marked(&self, mut view: ClipView) -> ClipView {
         view.keep = self.keep.contains(&view.path);
+        if view.node.is_none() {
+            view.node = self.node.clone();
+        }
+        if let Some(copies) = &self.copies {
+            view.storage = if view.state.is_final() {
+                copies.storage(&view.path)
+            } else {
+                Storage::Uploading
+            };
+        }
         view
+    }
+
+    /// Brings the storage of the clip at `path` held in memory up to date (an upload ended).
+    pub fn relocate(&self, path: &Path) {
+        let Some(copies) = &self.copies else { return };
+        for clip in lock(&self.inner).order.iter() {
+            let mut entry = lock(&clip.0);
+            if entry.view.path == path && entry.view.state.is_final() {
+                entry.view.storage = copies.storage(path);
+            }
+        }
     }
 
     /// Marks a clip `keep` (or not). `Ok(None)`: no such clip.
@@ -423,6 +463,8 @@ impl Clips {
                 gaps: Vec::new(),
                 skipped: Vec::new(),
             }),
+            storage: Storage::Local,
+            node: None,
         };
         let (control, receiver) = watch::channel(ClipControl::default());
         (self.insert(view, Some(control)), receiver)
@@ -457,6 +499,8 @@ impl Clips {
             request_id: None,
             keep: false,
             export: None,
+            storage: Storage::Local,
+            node: None,
         };
         self.insert(view, None)
     }

@@ -13,7 +13,7 @@ use tokio_util::io::ReaderStream;
 
 /// What the request asked of a file `len` bytes long.
 #[derive(Debug, PartialEq, Eq)]
-enum Wanted {
+pub enum Wanted {
     Whole,
     /// Bytes `start..=end`.
     Range {
@@ -23,7 +23,7 @@ enum Wanted {
     Unsatisfiable,
 }
 
-fn wanted(headers: &HeaderMap, len: u64) -> Wanted {
+pub fn wanted(headers: &HeaderMap, len: u64) -> Wanted {
     let Some(spec) = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -69,25 +69,8 @@ pub async fn serve_file(
 ) -> std::io::Result<Response> {
     let len = file.metadata()?.len();
     let mut file = tokio::fs::File::from_std(file);
-    let (status, start, count) = match wanted(headers, len) {
-        Wanted::Whole => (StatusCode::OK, 0, len),
-        Wanted::Range { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        Wanted::Unsatisfiable => {
-            let mut r = Response::new(Body::from(
-                serde_json::json!({ "error": format!("the range asked for is outside the file's {len} bytes") })
-                    .to_string(),
-            ));
-            *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                h.insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(r);
-        }
+    let Some((start, count)) = span(headers, len) else {
+        return Ok(unsatisfiable(len));
     };
     let body = if method == Method::HEAD {
         Body::empty()
@@ -95,18 +78,55 @@ pub async fn serve_file(
         file.seek(SeekFrom::Start(start)).await?;
         Body::from_stream(ReaderStream::with_capacity(file.take(count), 64 * 1024))
     };
+    Ok(media(body, headers, start, count, len))
+}
+
+/// The bytes to send of `len` (first, count); `None` when the range asked for is outside.
+pub fn span(headers: &HeaderMap, len: u64) -> Option<(u64, u64)> {
+    match wanted(headers, len) {
+        Wanted::Whole => Some((0, len)),
+        Wanted::Range { start, end } => Some((start, end - start + 1)),
+        Wanted::Unsatisfiable => None,
+    }
+}
+
+/// 416, as JSON, with the length in `Content-Range`.
+pub fn unsatisfiable(len: u64) -> Response {
+    let mut r = Response::new(Body::from(
+        serde_json::json!({ "error": format!("the range asked for is outside the file's {len} bytes") })
+            .to_string(),
+    ));
+    *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// `count` bytes from `start` of a `len`-byte MP4: 200 for the whole, 206 for a part.
+pub fn media(body: Body, headers: &HeaderMap, start: u64, count: u64, len: u64) -> Response {
+    let partial = !matches!(wanted(headers, len), Wanted::Whole);
     let mut r = Response::new(body);
-    *r.status_mut() = status;
+    *r.status_mut() = if partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
-    if status == StatusCode::PARTIAL_CONTENT
+    if partial
         && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", start + count - 1))
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    Ok(r)
+    r
 }
 
 #[cfg(test)]

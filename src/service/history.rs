@@ -348,6 +348,8 @@ mod tests {
             request_id: None,
             keep: false,
             export: None,
+            storage: Default::default(),
+            node: None,
         }
     }
 

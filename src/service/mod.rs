@@ -8,6 +8,7 @@ pub mod events;
 mod exports;
 mod history;
 mod http;
+mod json_file;
 mod listeners;
 mod listing;
 mod live;
@@ -18,6 +19,7 @@ pub mod order;
 mod outbox;
 mod paths;
 mod recordings;
+pub mod remote;
 pub mod retention;
 pub mod sessions;
 mod ui;
@@ -96,6 +98,8 @@ pub struct Service {
     /// The clips marked `keep`, which retention passes over.
     pub keep: Arc<KeepSet>,
     pub retention: Arc<Retention>,
+    /// The bucket clips are copied to, when `[storage.remote]` is configured.
+    pub remote: Option<Arc<remote::Remote>>,
     /// Each continuous-recording camera's archive.
     pub archives: Vec<Arc<crate::continuous::Archive>>,
     /// The continuous recorders; shutdown waits for them to finish their files.
@@ -213,13 +217,24 @@ impl Service {
             .iter()
             .map(|h| webhooks::Webhook::open(h.clone(), &dirs.recordings))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let remote = match &config.storage.remote {
+            Some(r) => Some(Arc::new(remote::Remote::open(
+                r,
+                &config.node,
+                &dirs.recordings,
+            )?)),
+            None => None,
+        };
+        let clips = Clips::new(history, keep.clone())
+            .located(&config.node, remote.as_ref().map(|r| r.copies.clone()));
         let events = Arc::new(EventBus::default());
         let session_lifetime = config.api.session_lifetime;
         let service = Arc::new(Service {
             config,
             dirs,
             cameras,
-            clips: Clips::new(history, keep.clone()),
+            clips,
+            remote,
             keep,
             retention,
             forget_pending: Mutex::default(),
@@ -236,6 +251,7 @@ impl Service {
             _ingest: ingest,
         });
         listeners::start(&service);
+        remote::start(&service);
         for archive in &service.archives {
             let Some(camera) = service
                 .camera(&archive.camera)

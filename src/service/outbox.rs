@@ -123,6 +123,11 @@ impl Outbox {
         self.pending.is_empty()
     }
 
+    /// Every message pending, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.iter()
+    }
+
     /// The oldest message pending.
     pub fn front(&self) -> Option<&Pending> {
         self.pending.front()

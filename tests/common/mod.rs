@@ -5,6 +5,7 @@ pub mod browser;
 pub mod mosquitto;
 pub mod receiver;
 pub mod rtsp;
+pub mod s3;
 pub mod serve;
 pub mod tmpfs;
 

@@ -33,6 +33,10 @@ pub enum EventKind {
     ClipRecovered,
     #[serde(rename = "clip.deleted")]
     ClipDeleted,
+    /// A verified copy of the clip is in the bucket (`[storage.remote]`); its `storage`
+    /// says whether the local file stayed.
+    #[serde(rename = "clip.uploaded")]
+    ClipUploaded,
     #[serde(rename = "camera.connected")]
     CameraConnected,
     #[serde(rename = "camera.disconnected")]
@@ -51,7 +55,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::ClipCreated,
         EventKind::ClipRecording,
         EventKind::ClipFinalizing,
@@ -59,6 +63,7 @@ impl EventKind {
         EventKind::ClipFailed,
         EventKind::ClipRecovered,
         EventKind::ClipDeleted,
+        EventKind::ClipUploaded,
         EventKind::CameraConnected,
         EventKind::CameraDisconnected,
         EventKind::CameraCodecChanged,
@@ -77,6 +82,7 @@ impl EventKind {
             EventKind::ClipFailed => "clip.failed",
             EventKind::ClipRecovered => "clip.recovered",
             EventKind::ClipDeleted => "clip.deleted",
+            EventKind::ClipUploaded => "clip.uploaded",
             EventKind::CameraConnected => "camera.connected",
             EventKind::CameraDisconnected => "camera.disconnected",
             EventKind::CameraCodecChanged => "camera.codec_changed",

@@ -6,20 +6,20 @@
 //! the old set or the new one. Marking needs a little disk space; retention does not.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::recorder::Dir;
+use crate::service::json_file::JsonFile;
 
 const FILE: &str = "keep.json";
-const REWRITE: &str = "keep.json.tmp";
 
 #[derive(Debug)]
 pub struct KeepSet {
-    /// `.preroll`, reached without following a symlink; `None` without one (in memory only).
-    dir: Option<Dir>,
+    /// `keep.json` in `.preroll` (reached without following a symlink); `None` without one
+    /// (in memory only).
+    file: Option<JsonFile>,
     paths: Mutex<BTreeSet<PathBuf>>,
 }
 
@@ -27,34 +27,17 @@ impl KeepSet {
     /// A set held in memory only (no recordings directory to keep it in).
     pub fn in_memory() -> KeepSet {
         KeepSet {
-            dir: None,
+            file: None,
             paths: Mutex::new(BTreeSet::new()),
         }
     }
 
     /// Reads the set kept in `dir` (the `.preroll` directory); a missing file is an empty set.
     pub fn open(dir: Dir) -> io::Result<KeepSet> {
-        let _ = dir.remove(OsStr::new(REWRITE));
-        let mut text = Vec::new();
-        match dir.open_file(OsStr::new(FILE), false) {
-            Ok(mut f) => {
-                f.read_to_end(&mut text)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let paths = if text.is_empty() {
-            BTreeSet::new()
-        } else {
-            serde_json::from_slice(&text).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", dir.path().join(FILE).display()),
-                )
-            })?
-        };
+        let file = JsonFile::new(dir, FILE);
+        let paths = file.read()?.unwrap_or_default();
         Ok(KeepSet {
-            dir: Some(dir),
+            file: Some(file),
             paths: Mutex::new(paths),
         })
     }
@@ -106,18 +89,10 @@ impl KeepSet {
     }
 
     fn save(&self, paths: &BTreeSet<PathBuf>) -> io::Result<()> {
-        let Some(dir) = &self.dir else {
-            return Ok(());
-        };
-        let text = serde_json::to_vec_pretty(paths).map_err(io::Error::other)?;
-        let mut file = dir.create_truncate(OsStr::new(REWRITE))?;
-        let written = file.write_all(&text).and_then(|()| file.sync_data());
-        if let Err(e) = written {
-            let _ = dir.remove(OsStr::new(REWRITE));
-            return Err(e);
+        match &self.file {
+            Some(file) => file.write(paths),
+            None => Ok(()),
         }
-        dir.rename(OsStr::new(REWRITE), OsStr::new(FILE))?;
-        dir.sync()
     }
 }
 
