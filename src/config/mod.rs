@@ -41,6 +41,10 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// This service's name among several sharing a bucket and a broker (`[node] name`).
     pub node: String,
+    /// `[node]` is configured: other services share the broker (and the bucket), so
+    /// triggers and commands for cameras and clips this one does not know are theirs, not
+    /// errors, and MQTT availability is per node.
+    pub several_nodes: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -188,9 +192,15 @@ impl Config {
         let storage = read_storage(storage, base, env, &mut problems);
         let cameras = read_cameras(cameras, base, &mut problems);
         let webhooks = webhooks::read_webhooks(webhooks, env, &mut problems);
-        let mqtt = mqtt::read_mqtt(mqtt, base, env, &mut problems);
+        let (node, several_nodes) = remote::read_node(node, &mut problems);
+        let mqtt = mqtt::read_mqtt(mqtt, base, env, &mut problems).map(|mut m| {
+            // Two clients with one id take turns on the broker, each dropping the other.
+            if several_nodes && m.client_id == mqtt::DEFAULT_CLIENT_ID {
+                m.client_id = format!("{}-{node}", mqtt::DEFAULT_CLIENT_ID);
+            }
+            m
+        });
         let retention = retention::read_retention(retention, &mut problems);
-        let node = remote::read_node(node, &mut problems);
         match (api, storage) {
             (Some(api), Some(storage)) if problems.is_empty() => Ok(Config {
                 api,
@@ -200,6 +210,7 @@ impl Config {
                 mqtt,
                 retention,
                 node,
+                several_nodes,
             }),
             _ => Err(problems),
         }
@@ -244,7 +255,8 @@ impl Config {
             webhooks: Vec::new(),
             mqtt: None,
             retention: RetentionConfig::none(),
-            node: remote::read_node(None, &mut Vec::new()),
+            node: remote::read_node(None, &mut Vec::new()).0,
+            several_nodes: false,
         }
     }
 }

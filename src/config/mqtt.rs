@@ -20,6 +20,9 @@ pub struct MqttConfig {
     pub discovery_prefix: String,
 }
 
+/// The client id when `client_id` is not set (with `[node]`, `preroll-<node>`).
+pub const DEFAULT_CLIENT_ID: &str = "preroll";
+
 /// A topic level of our own: no wildcard, separator or control character.
 fn topic_level_ok(s: &str) -> bool {
     !s.is_empty()
@@ -69,7 +72,7 @@ pub fn read_mqtt(
             );
             None
         }
-        None => Some("preroll".to_owned()),
+        None => Some(DEFAULT_CLIENT_ID.to_owned()),
     };
     let level = |f: &mut Fields<'_, '_>, key: &str, default: &str| match f.string(key) {
         Some(p) if p.split('/').all(topic_level_ok) => Some(p.to_owned()),

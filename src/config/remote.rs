@@ -156,11 +156,12 @@ pub fn read_remote(
 }
 
 /// `[node] name`: how this service is told apart from others sharing a bucket and a broker.
-/// Defaults to the host's name.
-pub fn read_node(table: Option<&toml::Table>, problems: &mut Vec<Problem>) -> String {
+/// Defaults to the host's name. `true` with it when it was set: the service is one of
+/// several (see `Config::several_nodes`).
+pub fn read_node(table: Option<&toml::Table>, problems: &mut Vec<Problem>) -> (String, bool) {
     let default = || host_name().unwrap_or_else(|| "preroll".to_owned());
     let Some(table) = table else {
-        return default();
+        return (default(), false);
     };
     let mut f = Fields::new("node", table, problems);
     let name = match f.string("name") {
@@ -175,7 +176,7 @@ pub fn read_node(table: Option<&toml::Table>, problems: &mut Vec<Problem>) -> St
         None => default(),
     };
     f.finish();
-    name
+    (name, true)
 }
 
 fn node_name_ok(n: &str) -> bool {

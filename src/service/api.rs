@@ -406,6 +406,8 @@ async fn list_clips(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let mut all = service.clips.all().map_err(history_unreadable)?;
     if let Some(remote) = &service.remote {
+        // Other nodes' clips as the bucket has them now (listed at most once a second).
+        remote.catalog.list_if_stale(remote.store.as_ref()).await;
         all = remote.merge(all);
     }
     let page = query.apply(all).map_err(ApiError::bad_request)?;

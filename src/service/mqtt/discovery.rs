@@ -146,6 +146,7 @@ mod tests {
     fn every_config_has_what_home_assistant_requires() {
         let topics = Topics {
             prefix: "preroll".into(),
+            node: None,
         };
         let configs = camera_configs("homeassistant", "preroll", &topics, "front");
         assert_eq!(configs.len(), 6);

@@ -83,6 +83,10 @@ pub fn start(
 ) -> anyhow::Result<Arc<Mutex<MqttStatus>>> {
     let topics = Topics {
         prefix: config.topic_prefix.clone(),
+        node: service
+            .config
+            .several_nodes
+            .then(|| service.config.node.clone()),
     };
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     options
@@ -481,7 +485,15 @@ async fn command_for(
     command: &Command,
     payload: &[u8],
 ) -> Result<(), (Option<String>, Option<String>, String)> {
+    // With several nodes on the broker, a camera or clip this one does not have is another's.
+    let others = service.config.several_nodes;
     match command {
+        Command::Clip { camera } if others && service.camera(camera).is_none() => Ok(()),
+        Command::Stop { clip } | Command::Extend { clip } | Command::Keep { clip }
+            if others && matches!(service.clips.get(clip), Ok(None)) =>
+        {
+            Ok(())
+        }
         Command::Clip { camera } => {
             let refuse = |reason: String| {
                 (

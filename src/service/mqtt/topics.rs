@@ -11,6 +11,7 @@
 //! | `<prefix>/<camera>/state` | out, retained | the camera as `GET /api/cameras` shows it |
 //! | `<prefix>/events` | out | every event (service, camera, refused triggers too) |
 //! | `<prefix>/availability` | out, retained | `online`, or `offline` (also the last will) |
+//! | `<prefix>/nodes/<node>/availability` | out, retained | the same, in place of the above when `[node]` is set (several services share the broker) |
 
 use super::super::events::{Event, EventKind};
 
@@ -44,11 +45,16 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct Topics {
     pub prefix: String,
+    /// Set when several services share the broker: each says its own availability.
+    pub node: Option<String>,
 }
 
 impl Topics {
     pub fn availability(&self) -> String {
-        format!("{}/availability", self.prefix)
+        match &self.node {
+            Some(node) => format!("{}/nodes/{node}/availability", self.prefix),
+            None => format!("{}/availability", self.prefix),
+        }
     }
 
     pub fn camera(&self, camera: &str, leaf: &str) -> String {
@@ -120,7 +126,17 @@ mod tests {
     fn commands_are_read_from_their_topics_only() {
         let t = Topics {
             prefix: "home/preroll".into(),
+            node: None,
         };
+        let shared = Topics {
+            node: Some("garage".into()),
+            ..t.clone()
+        };
+        assert_eq!(
+            shared.availability(),
+            "home/preroll/nodes/garage/availability"
+        );
+        assert_eq!(t.availability(), "home/preroll/availability");
         assert_eq!(
             t.command("home/preroll/front/clip"),
             Some(Command::Clip {
