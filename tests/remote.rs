@@ -412,3 +412,48 @@ fn a_clip_killed_mid_recording_leaves_a_playable_prefix_then_the_recovered_clip(
     assert_eq!(sidecar["state"], "done");
     assert_eq!(sidecar["recovered"], true);
 }
+
+#[test]
+fn continuous_recordings_are_uploaded_in_order_with_clips_continuous() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s3 = S3::start(&tmp.path().join("s3"));
+    s3.create_bucket("preroll-e");
+    let dir = tmp.path().join("node");
+    let text = remote_config(
+        &dir,
+        &s3,
+        "preroll-e",
+        "eps",
+        "upload = \"clips+continuous\"",
+    )
+    .replace(
+        "source = \"demo\"\n",
+        "source = \"demo\"\ncontinuous = true\ncontinuous_file_seconds = 5\n",
+    );
+    let svc = serve(&dir, &text, &s3.env());
+    let camera_dir = dir.join("recordings/continuous/demo");
+    // Two finished files, each in the bucket byte for byte.
+    let start = Instant::now();
+    loop {
+        let listed = s3.list("preroll-e", "site/continuous/eps/demo/");
+        if listed.len() >= 2 {
+            for (key, _) in &listed[..2] {
+                let file = key
+                    .strip_prefix("site/continuous/eps/demo/")
+                    .expect("under the camera");
+                let local = std::fs::read(camera_dir.join(file)).expect("the local file");
+                let copy = s3.get("preroll-e", key).expect("object");
+                assert!(copy == local, "{key} differs from the local file");
+            }
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "continuous files not uploaded: {listed:?}\nlog:\n{}",
+            svc.log()
+        );
+        sleep(Duration::from_millis(500));
+    }
+    // No clip was asked for: nothing else is in the bucket.
+    assert!(s3.list("preroll-e", "site/clips/").is_empty());
+}

@@ -1,6 +1,8 @@
 //! Which clips have a verified copy in the bucket, and whether their local file is still
-//! there: `<recordings>/.preroll/remote.json`, by path, replaced whole on each change. With
-//! the uploads in progress (in memory), this is what a clip's `storage` says.
+//! there, by path; and for each camera's continuous recording, the start of the newest file
+//! uploaded (they are uploaded in order, so one number per camera is enough): in
+//! `<recordings>/.preroll/remote.json`, replaced whole on each change. With the uploads in
+//! progress (in memory), this is what a clip's `storage` says.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -62,19 +64,29 @@ pub struct Copies {
 
 #[derive(Debug, Default)]
 struct Inner {
-    copies: BTreeMap<PathBuf, Copy>,
+    saved: Saved,
     uploading: HashSet<PathBuf>,
+}
+
+/// What the file holds.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Saved {
+    #[serde(default)]
+    clips: BTreeMap<PathBuf, Copy>,
+    /// By camera: the start (Unix ms) of the newest continuous file uploaded.
+    #[serde(default)]
+    continuous: BTreeMap<String, u64>,
 }
 
 impl Copies {
     /// Reads the copies recorded in `dir` (the `.preroll` directory).
     pub fn open(dir: Dir) -> io::Result<Copies> {
         let file = JsonFile::new(dir, FILE);
-        let copies = file.read()?.unwrap_or_default();
+        let saved = file.read()?.unwrap_or_default();
         Ok(Copies {
             file: Some(file),
             inner: Mutex::new(Inner {
-                copies,
+                saved,
                 uploading: HashSet::new(),
             }),
         })
@@ -93,7 +105,7 @@ impl Copies {
     }
 
     pub fn get(&self, path: &Path) -> Option<Copy> {
-        self.lock().copies.get(path).cloned()
+        self.lock().saved.clips.get(path).cloned()
     }
 
     pub fn storage(&self, path: &Path) -> Storage {
@@ -101,7 +113,7 @@ impl Copies {
         if inner.uploading.contains(path) {
             return Storage::Uploading;
         }
-        match inner.copies.get(path) {
+        match inner.saved.clips.get(path) {
             Some(c) if c.local => Storage::LocalAndRemote,
             Some(_) => Storage::Remote,
             None => Storage::Local,
@@ -120,30 +132,48 @@ impl Copies {
 
     /// Records a verified copy, durably; on failure the record is as before.
     pub fn set(&self, path: &Path, copy: Copy) -> io::Result<()> {
-        let mut inner = self.lock();
-        let mut next = inner.copies.clone();
-        next.insert(path.to_owned(), copy);
-        self.save(&next)?;
-        inner.copies = next;
-        Ok(())
+        self.change(|s| {
+            s.clips.insert(path.to_owned(), copy);
+        })
     }
 
     /// Forgets a clip's copy (the clip was deleted).
     pub fn forget(&self, path: &Path) -> io::Result<()> {
-        let mut inner = self.lock();
-        if !inner.copies.contains_key(path) {
+        if !self.lock().saved.clips.contains_key(path) {
             return Ok(());
         }
-        let mut next = inner.copies.clone();
-        next.remove(path);
+        self.change(|s| {
+            s.clips.remove(path);
+        })
+    }
+
+    /// The start of the newest continuous file of `camera` uploaded (Unix ms).
+    pub fn continuous_done(&self, camera: &str) -> Option<u64> {
+        self.lock().saved.continuous.get(camera).copied()
+    }
+
+    /// Records that `camera`'s continuous files up to the one starting at `start_ms` are in
+    /// the bucket.
+    pub fn set_continuous_done(&self, camera: &str, start_ms: u64) -> io::Result<()> {
+        self.change(|s| {
+            let done = s.continuous.entry(camera.to_owned()).or_insert(0);
+            *done = (*done).max(start_ms);
+        })
+    }
+
+    /// Applies a change durably; on failure the record is as before.
+    fn change(&self, f: impl FnOnce(&mut Saved)) -> io::Result<()> {
+        let mut inner = self.lock();
+        let mut next = inner.saved.clone();
+        f(&mut next);
         self.save(&next)?;
-        inner.copies = next;
+        inner.saved = next;
         Ok(())
     }
 
-    fn save(&self, copies: &BTreeMap<PathBuf, Copy>) -> io::Result<()> {
+    fn save(&self, saved: &Saved) -> io::Result<()> {
         match &self.file {
-            Some(f) => f.write(copies),
+            Some(f) => f.write(saved),
             None => Ok(()),
         }
     }

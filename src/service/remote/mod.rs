@@ -8,7 +8,8 @@
 //! - `clip.done`, `clip.recovered`: the finished file goes in the queue of uploads, kept on
 //!   disk until done (`queue`); it is uploaded, verified (size and MD5), described by a
 //!   sidecar, recorded (`copies`), then — with `keep_local = false` — removed here;
-//! - `clip.deleted` by the API: the copy goes too.
+//! - `clip.deleted` by the API: the copy goes too;
+//! - with `upload = "clips+continuous"`, each continuous file once it is finished.
 //!
 //! Any node lists and serves every clip in the bucket from the sidecars (`catalog`).
 
@@ -222,5 +223,8 @@ pub fn start(service: &Arc<super::Service>) {
         service.events.subscribe("remote", None),
     ));
     tokio::spawn(queue::work(weak.clone(), remote.clone()));
+    if remote.config.continuous {
+        tokio::spawn(queue::scan_continuous(weak.clone(), remote.clone()));
+    }
     tokio::spawn(catalog::refresh(weak, remote));
 }

@@ -23,6 +23,8 @@ use crate::service::outbox::Outbox;
 
 /// Far more than a disconnected bucket sees queued in a month of events.
 const MAX_PENDING: usize = 100_000;
+/// How often finished continuous files are looked for.
+const CONTINUOUS_SCAN: Duration = Duration::from_secs(5);
 /// The longest wait between attempts while the bucket fails.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -31,8 +33,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub enum Job {
     /// A finished clip: upload, verify, describe, and (without `keep_local`) remove here.
     Clip { id: String, path: PathBuf },
-    /// A finished continuous recording.
-    Continuous { path: PathBuf },
+    /// A finished continuous recording of `camera`, starting at `start_ms`.
+    Continuous {
+        path: PathBuf,
+        camera: String,
+        file: String,
+        start_ms: u64,
+    },
     /// A clip deleted (or failed): its objects go.
     Delete { path: PathBuf },
 }
@@ -40,7 +47,7 @@ pub enum Job {
 impl Job {
     fn path(&self) -> &std::path::Path {
         match self {
-            Job::Clip { path, .. } | Job::Continuous { path } | Job::Delete { path } => path,
+            Job::Clip { path, .. } | Job::Continuous { path, .. } | Job::Delete { path } => path,
         }
     }
 }
@@ -223,7 +230,12 @@ pub async fn work(service: Weak<Service>, remote: Arc<Remote>) {
 async fn run(service: &Arc<Service>, remote: &Arc<Remote>, job: &Job) -> Result<(), RemoteError> {
     match job {
         Job::Clip { id, path } => upload_clip(service, remote, id, path).await,
-        Job::Continuous { path } => upload_continuous(service, remote, path).await,
+        Job::Continuous {
+            path,
+            camera,
+            file,
+            start_ms,
+        } => upload_continuous(service, remote, path, camera, file, *start_ms).await,
         Job::Delete { path } => delete(service, remote, path).await,
     }
 }
@@ -347,21 +359,68 @@ async fn upload_continuous(
     service: &Arc<Service>,
     remote: &Arc<Remote>,
     path: &std::path::Path,
+    camera: &str,
+    file: &str,
+    start_ms: u64,
 ) -> Result<(), RemoteError> {
-    let name = Keys::name(&service.dirs.recordings, path);
-    let (file, len) = match open(service, path).await {
+    let (file_handle, len) = match open(service, path).await {
         Ok(f) => f,
+        // Pruned by retention before its turn: nothing to upload.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            remote.copies.uploading(path, false);
+            return Ok(());
+        }
         Err(e) => return Err(RemoteError::Local(e)),
     };
-    let key = remote.keys.continuous(&name);
-    let copy = transfer::upload(remote.store.as_ref(), Arc::new(file), len, &key).await?;
-    remote.copies.set(path, copy).map_err(RemoteError::Local)?;
+    let key = remote.keys.continuous(&format!("{camera}/{file}"));
+    transfer::upload(remote.store.as_ref(), Arc::new(file_handle), len, &key).await?;
+    remote
+        .copies
+        .set_continuous_done(camera, start_ms)
+        .map_err(RemoteError::Local)?;
     remote.copies.uploading(path, false);
     remote.note(|st| {
         st.uploaded += 1;
         st.uploaded_bytes += len;
     });
+    tracing::debug!(camera, key = %key, bytes = len, "continuous recording uploaded and verified");
     Ok(())
+}
+
+/// Queues each camera's continuous files finished since the last one uploaded
+/// (`upload = "clips+continuous"`), every [`CONTINUOUS_SCAN`].
+pub async fn scan_continuous(service: Weak<Service>, remote: Arc<Remote>) {
+    loop {
+        let Some(s) = service.upgrade() else { return };
+        for archive in &s.archives {
+            let done = remote.copies.continuous_done(&archive.camera).unwrap_or(0);
+            let dir = s
+                .dirs
+                .recordings
+                .join(crate::continuous::DIR)
+                .join(&archive.camera);
+            let mut entries = archive.index.entries();
+            entries.sort_by_key(|e| e.start_ms);
+            for e in entries.into_iter().filter(|e| e.start_ms > done) {
+                let path = dir.join(&e.file);
+                if remote.copies.storage(&path) == Storage::Uploading {
+                    continue;
+                }
+                remote.copies.uploading(&path, true);
+                let job = Job::Continuous {
+                    path,
+                    camera: archive.camera.clone(),
+                    file: e.file.clone(),
+                    start_ms: e.start_ms,
+                };
+                if let Err(e) = remote.queue.push(&job) {
+                    tracing::warn!(camera = %archive.camera, "upload queue: {e}");
+                }
+            }
+        }
+        drop(s);
+        tokio::time::sleep(CONTINUOUS_SCAN).await;
+    }
 }
 
 /// Removes a clip's objects: file, sidecar and pieces.
