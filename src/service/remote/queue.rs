@@ -167,6 +167,7 @@ pub async fn listen(service: Weak<Service>, remote: Arc<Remote>, mut events: Sub
         let Some(job) = job else { continue };
         if !matches!(job, Job::Delete { .. }) {
             remote.copies.uploading(job.path(), true);
+            service.clips.relocate(job.path());
         }
         if let Err(e) = remote.queue.push(&job) {
             // Not on disk: it is still done now, but a crash before it would lose it.
@@ -439,6 +440,8 @@ async fn delete(
     remove_parts(remote, &name).await;
     remote.copies.forget(path).map_err(RemoteError::Local)?;
     remote.catalog.forget(&remote.keys.node, &name);
+    // A failed clip no longer says `uploading`.
+    service.clips.relocate(path);
     Ok(())
 }
 
