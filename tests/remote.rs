@@ -161,6 +161,45 @@ fn clips_are_uploaded_byte_for_byte_with_a_sidecar_and_parts_while_they_record()
     assert_eq!(status["remote"]["url"], "s3://preroll-a/site");
     let everything = format!("{status}{}", svc.log());
     assert!(!everything.contains(SECRET_KEY), "the secret key was shown");
+
+    // `preroll upload` copies a file the same way, under its absolute path outside the
+    // recordings directory.
+    let other = tmp.path().join("made elsewhere.mp4");
+    std::fs::write(&other, &local).expect("write");
+    let config_path = dir.join("preroll.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_preroll"))
+        .args(["upload", "--config"])
+        .arg(&config_path)
+        .arg(&other)
+        .envs(s3.env())
+        .output()
+        .expect("preroll upload");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = format!(
+        "site/clips/alpha/_{}",
+        other.canonicalize().expect("canonical").display()
+    );
+    assert!(
+        s3.get("preroll-a", &key).expect("uploaded") == local,
+        "{key}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+    // Without credentials: said, and nothing sent.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_preroll"))
+        .args(["upload", "--config"])
+        .arg(&config_path)
+        .arg(&other)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .expect("preroll upload");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
 }
 
 #[test]

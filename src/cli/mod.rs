@@ -6,6 +6,7 @@ mod prune;
 mod record;
 mod remux;
 mod serve;
+mod upload;
 mod watch;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Apply a config's retention limits once: delete the oldest clips past them.
     Prune(prune::PruneArgs),
+    /// Copy files into the config's bucket, verified, as the service copies its clips.
+    Upload(upload::UploadArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),
+        Command::Upload(args) => runtime().and_then(|rt| rt.block_on(upload::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -152,6 +152,16 @@ impl Config {
         Config::read(path, &|_: &str| Some("not-used-by-this-command".to_owned()))
     }
 
+    /// Reads a config for a command that uses the bucket but not the API (`preroll upload`):
+    /// the `AWS_*` credentials must be set; other secrets need not be.
+    pub fn load_for_remote(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::read(path, &|k: &str| {
+            std::env::var(k)
+                .ok()
+                .or_else(|| (!k.starts_with("AWS_")).then(|| "not-used-by-this-command".to_owned()))
+        })
+    }
+
     fn read(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {

@@ -35,6 +35,7 @@ use crate::config::RemoteConfig;
 pub use copies::{Copies, Copy, Storage};
 pub use error::RemoteError;
 pub use keys::Keys;
+pub use transfer::upload as upload_file;
 
 use super::ClipView;
 
@@ -86,36 +87,7 @@ impl Remote {
     /// Builds the link (no request is made yet) and reads the queue and the copies kept
     /// under `<recordings>/.preroll`.
     pub fn open(config: &RemoteConfig, node: &str, recordings: &Path) -> anyhow::Result<Remote> {
-        // reqwest's TLS takes the process's provider: the ring one rustls is built with.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut options = ClientOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(REQUEST_TIMEOUT);
-        if let Some(e) = &config.endpoint {
-            options = options.with_allow_http(e.starts_with("http://"));
-        }
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
-            .with_access_key_id(&config.access_key.0)
-            .with_secret_access_key(&config.secret_key.0)
-            .with_client_options(options)
-            // A few quick retries per request; the queue retries the rest, with backoff,
-            // across restarts.
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(30),
-            });
-        if let Some(t) = &config.session_token {
-            builder = builder.with_token(&t.0);
-        }
-        if let Some(e) = &config.endpoint {
-            builder = builder.with_endpoint(e);
-        }
-        let store = builder
-            .build()
-            .map_err(|e| anyhow::anyhow!("storage.remote: {}", error::describe(&e)))?;
+        let store = connect(config)?;
         let dir = crate::recorder::Dir::root(recordings)?
             .descend(Path::new(super::history::DIR), true)?;
         let copies = Copies::open(dir)
@@ -190,6 +162,40 @@ impl Sidecar {
         };
         view
     }
+}
+
+/// The client for the configured bucket (no request is made yet).
+pub fn connect(config: &RemoteConfig) -> anyhow::Result<AmazonS3> {
+    // reqwest's TLS takes the process's provider: the ring one rustls is built with.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut options = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(REQUEST_TIMEOUT);
+    if let Some(e) = &config.endpoint {
+        options = options.with_allow_http(e.starts_with("http://"));
+    }
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&config.bucket)
+        .with_region(&config.region)
+        .with_access_key_id(&config.access_key.0)
+        .with_secret_access_key(&config.secret_key.0)
+        .with_client_options(options)
+        // A few quick retries per request; the queue retries the rest, with backoff,
+        // across restarts.
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(30),
+        });
+    if let Some(t) = &config.session_token {
+        builder = builder.with_token(&t.0);
+    }
+    if let Some(e) = &config.endpoint {
+        builder = builder.with_endpoint(e);
+    }
+    builder
+        .build()
+        .map_err(|e| anyhow::anyhow!("storage.remote: {}", error::describe(&e)))
 }
 
 /// Starts following clips and working through the queue (needs a runtime).
