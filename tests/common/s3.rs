@@ -182,7 +182,10 @@ impl S3 {
             path.to_str().expect("utf-8"),
             "-w",
             "%{http_code}",
-            &self.url(&format!("{bucket}/{key}")),
+            &self.url(&format!(
+                "{bucket}/{}",
+                key.split('/').map(encode).collect::<Vec<_>>().join("/")
+            )),
         ]);
         let bytes = std::fs::read(&path).ok();
         let _ = std::fs::remove_file(&path);
