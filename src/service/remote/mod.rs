@@ -64,7 +64,7 @@ pub struct Remote {
     status: Mutex<RemoteStatus>,
 }
 
-/// What `GET /api/status` and the metrics say of the bucket.
+/// What `GET /api/integrations` says of the bucket (as `remote`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RemoteStatus {
     pub url: String,
