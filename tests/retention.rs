@@ -239,7 +239,9 @@ fn prune_applies_ages_and_sizes_per_camera_and_leaves_what_is_not_a_clip() {
         file(
             &format!("front/f{i}.mp4"),
             1000,
-            &format!("{} days ago", 10 - i),
+            // Half a day off each whole day, so no file sits on the 7 d boundary however
+            // long the machine takes between `touch` and the prune.
+            &format!("{} hours ago", (10 - i) * 24 - 12),
         );
         file(
             &format!("back/b{i}.mp4"),
@@ -262,7 +264,7 @@ fn prune_applies_ages_and_sizes_per_camera_and_leaves_what_is_not_a_clip() {
 
     let (ok, dry) = prune(&config, &["--dry-run"]);
     assert!(ok, "{dry}");
-    // front: 9 and 8 days old go by age; back: over its own 2000 bytes, its two oldest; then
+    // front: 8.5 and 7.5 days old go by age; back: over its own 2000 bytes, its two oldest; then
     // 4000 left of 5000 allowed. Nothing else is a clip of retention's.
     let expect = [
         ("front/f1.mp4", "max_age"),
