@@ -159,7 +159,19 @@ fn clips_are_uploaded_byte_for_byte_with_a_sidecar_and_parts_while_they_record()
     assert_eq!(status["remote"]["uploaded"].as_u64(), Some(1), "{status}");
     assert_eq!(status["remote"]["pending"].as_u64(), Some(0), "{status}");
     assert_eq!(status["remote"]["url"], "s3://preroll-a/site");
-    let everything = format!("{status}{}", svc.log());
+    let metrics = svc.get("/metrics").text();
+    let bucket = r#"{bucket="s3://preroll-a/site"}"#;
+    for line in [
+        format!("preroll_remote_uploaded_total{bucket} 1\n"),
+        format!(
+            "preroll_remote_uploaded_bytes_total{bucket} {}\n",
+            local.len()
+        ),
+        format!("preroll_remote_pending{bucket} 0\n"),
+    ] {
+        assert!(metrics.contains(&line), "no {line:?} in:\n{metrics}");
+    }
+    let everything = format!("{status}{metrics}{}", svc.log());
     assert!(!everything.contains(SECRET_KEY), "the secret key was shown");
 
     // `preroll upload` copies a file the same way, under its absolute path outside the

@@ -388,6 +388,44 @@ pub fn metrics_page(service: &Service) -> String {
             e.sample(name, &broker, value);
         }
     }
+    if let Some(r) = service.remote.as_ref().map(|r| r.status()) {
+        let bucket = label("bucket", &r.url);
+        for (name, kind, help, value) in [
+            (
+                "remote_pending",
+                "gauge",
+                "Uploads and deletions waiting for the bucket (kept on disk).",
+                r.pending as f64,
+            ),
+            (
+                "remote_uploaded_total",
+                "counter",
+                "Clips and continuous files copied to the bucket and verified.",
+                r.uploaded as f64,
+            ),
+            (
+                "remote_uploaded_bytes_total",
+                "counter",
+                "Bytes of the verified copies.",
+                r.uploaded_bytes as f64,
+            ),
+            (
+                "remote_parts_total",
+                "counter",
+                "Pieces of clips in progress put in the bucket.",
+                r.parts as f64,
+            ),
+            (
+                "remote_failures_total",
+                "counter",
+                "Requests to the bucket that failed; each is retried.",
+                r.failures as f64,
+            ),
+        ] {
+            e.family(name, kind, help);
+            e.sample(name, &bucket, value);
+        }
+    }
     e.histogram(
         "finalize_seconds",
         "From the end of recording to the clip being durable under its name.",
