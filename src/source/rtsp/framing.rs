@@ -124,6 +124,18 @@ impl Message {
     }
 }
 
+/// The head's text, each byte that is not part of valid UTF-8 becoming `?`, one for one:
+/// U+FFFD would take three bytes, and a head passed on must stay within the bound it was read
+/// under (`from_utf8_lossy` also puts one U+FFFD for a run of up to three bad bytes).
+fn text_of(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    text
+}
+
 #[derive(Debug)]
 pub enum Piece {
     Message(Message),
@@ -242,9 +254,7 @@ impl Framer {
         };
         // The same tests as for a head still arriving, so that where reads end changes nothing.
         StartCheck::default().check(&self.buf[..head_len])?;
-        // Bytes that are not UTF-8 become `?`, one for one: U+FFFD would take three bytes, and
-        // a head passed on must stay within the bound it was read under.
-        let text = String::from_utf8_lossy(&self.buf[..head_len]).replace('\u{FFFD}', "?");
+        let text = text_of(&self.buf[..head_len]);
         let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
         let start = lines.next().unwrap_or_default().to_owned();
         let is_response = start.starts_with("RTSP/");
@@ -532,6 +542,25 @@ mod tests {
         let mut again = Framer::default();
         feed(&mut again, &out);
         assert!(matches!(again.next(|_| true), Ok(Some(Piece::Message(n))) if n == m));
+    }
+
+    /// A truncated sequence (two bytes of a three-byte character) is two `?`, and a U+FFFD the
+    /// camera sent is kept as it is.
+    #[test]
+    fn bad_bytes_become_one_question_mark_each() {
+        let mut wire = b"RTSP/1.0 200 OK\r\nServer: a".to_vec();
+        wire.extend_from_slice(&[0xe2, 0x82]);
+        wire.extend_from_slice("b\u{FFFD}c\r\nCSeq: 3\r\n\r\n".as_bytes());
+        let mut f = Framer::default();
+        feed(&mut f, &wire);
+        let Some(Piece::Message(m)) = f.next(|_| true).unwrap() else {
+            panic!("a message")
+        };
+        assert_eq!(m.header("Server"), Some("a??b\u{FFFD}c"));
+        assert_eq!(m.cseq(), Some(3));
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        assert_eq!(out.len(), wire.len());
     }
 
     #[test]
