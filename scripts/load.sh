@@ -76,24 +76,5 @@ run() {
 }
 
 echo "source: $(basename "$src"), $rate frames/s; $(nproc) cores, kernel $(uname -r)" | tee "$dir/results.txt"
-# Every N that passes its probe is a candidate; the largest is confirmed first, and a confirm
-# that fails (a server that keeps up for a minute can still drift behind over ten) steps down
-# to the next candidate.
-passed=()
-if [ "$probe" -gt 0 ]; then
-  for n in "${streams[@]}"; do
-    if run "$n" "$probe"; then passed+=("$n"); else break; fi
-  done
-else
-  passed=("${streams[@]}")
-fi
-[ "${#passed[@]}" -gt 0 ] || { echo "load: no N passed the probe" >&2; exit 1; }
-for ((k = ${#passed[@]} - 1; k >= 0; k--)); do
-  n=${passed[$k]}
-  if run "$n" "$confirm"; then
-    echo "load: $n streams sustained for $confirm s with zero lost frames"
-    exit 0
-  fi
-  echo "load: $n streams passed the probe but not the $confirm s run" >&2
-done
-exit 1
+. scripts/lib/probe-confirm.sh
+probe_then_confirm load "with zero lost frames"

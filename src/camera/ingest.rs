@@ -75,12 +75,29 @@ impl Drop for IngestRuntime {
     }
 }
 
-/// Sleeps the thread for a tick, then lets every task that became ready run. `yield_now`
-/// puts this task behind the I/O driver's poll, so the tasks woken by that poll run before
-/// the next sleep.
+/// Sleeps the thread until the next tick is due, then lets every task that became ready run.
+/// `yield_now` puts this task behind the I/O driver's poll, so the tasks woken by that poll
+/// run before the next sleep.
+///
+/// Ticks keep their schedule rather than being spaced a whole tick after the work: with
+/// hundreds of streams the work of a tick takes a good part of one, and a thread that then
+/// slept a whole tick more sat idle while the sockets backed up (400 streams fell behind real
+/// time, cameras stalled, with a core to spare; scripts/load-serve.sh). A tick whose work ran
+/// past the next one's time starts the next at once.
 async fn pace(tick: Duration, batching: Batching, stop: Arc<AtomicBool>) {
+    let mut due = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(batching.tick(tick));
+        let now = std::time::Instant::now();
+        // The tick may be shorter now (a source connecting, a clip recording).
+        let tick = batching.tick(tick);
+        due = due.min(now + tick);
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        // Sources time their reads from here (`Batching::next_read`).
+        let started = due.max(now);
+        batching.tick_started(started);
+        due = started + tick;
         tokio::task::yield_now().await;
     }
 }

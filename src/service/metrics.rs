@@ -79,8 +79,13 @@ impl Exposition {
 
     /// A whole single-sample family.
     pub fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.labelled(name, kind, help, "", value);
+    }
+
+    /// A whole family of one sample with `labels`.
+    pub fn labelled(&mut self, name: &str, kind: &str, help: &str, labels: &str, value: f64) {
         self.family(name, kind, help);
-        self.sample(name, "", value);
+        self.sample(name, labels, value);
     }
 
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {

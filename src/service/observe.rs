@@ -384,8 +384,7 @@ pub fn metrics_page(service: &Service) -> String {
                 m.commands as f64,
             ),
         ] {
-            e.family(name, kind, help);
-            e.sample(name, &broker, value);
+            e.labelled(name, kind, help, &broker, value);
         }
     }
     if let Some(r) = service.remote.as_ref().map(|r| r.status()) {
@@ -422,8 +421,7 @@ pub fn metrics_page(service: &Service) -> String {
                 r.failures as f64,
             ),
         ] {
-            e.family(name, kind, help);
-            e.sample(name, &bucket, value);
+            e.labelled(name, kind, help, &bucket, value);
         }
     }
     e.histogram(

@@ -12,9 +12,9 @@
 //! A [`Batching`] is shared by an ingest runtime and its cameras; each camera has its own
 //! view, so a clip hurries only its camera's reads (and the runtime's tick, which serves all).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The batch while a source connects: short enough for a round trip per hop to be quick.
 const CONNECTING: Duration = Duration::from_millis(5);
@@ -25,6 +25,15 @@ const HURRIED: Duration = Duration::from_millis(20);
 struct Counts {
     connecting: AtomicUsize,
     hurried: AtomicUsize,
+    /// Of a runtime: when its current tick was due, in nanoseconds after [`epoch`] plus one;
+    /// 0 while no tick has run (a stand-alone source).
+    tick_due: AtomicU64,
+}
+
+/// The instant tick times are counted from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// One camera's view of its ingest runtime's batching (or a stand-alone one, by default).
@@ -81,6 +90,44 @@ impl Batching {
     /// How long this camera's source waits between reads, given its usual `batch`.
     pub fn read_batch(&self, batch: Duration) -> Duration {
         interval(&self.camera, batch)
+    }
+
+    /// Told by the runtime at each tick: when that tick was due.
+    pub fn tick_started(&self, due: Instant) {
+        let nanos = due.saturating_duration_since(epoch()).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1;
+        self.runtime.tick_due.store(nanos, Ordering::Relaxed);
+    }
+
+    /// When this camera's source, having read at `now`, reads next, given its usual `batch`.
+    ///
+    /// On a ticked runtime the time is counted from when the current tick was due, not from
+    /// `now`, and ends just before a tick: the read then happens at that tick. Counted from
+    /// `now`, a source read late in a tick's work would find its time not yet come at the
+    /// next tick and wait for the one after, so that with hundreds of streams (a tick's work
+    /// taking a good part of a tick) sources read every other tick, each time more than their
+    /// sockets hold, and fell behind.
+    pub fn next_read(&self, batch: Duration, now: Instant) -> Instant {
+        let batch = self.read_batch(batch);
+        let due = self.runtime.tick_due.load(Ordering::Relaxed);
+        if due == 0 {
+            return now + batch;
+        }
+        let tick = epoch() + Duration::from_nanos(due - 1);
+        // Just before the tick `batch` after this one (timers are kept to the millisecond).
+        let step = batch
+            .saturating_sub(Duration::from_millis(1))
+            .max(Duration::from_millis(1));
+        let mut next = tick + step;
+        if next <= now {
+            // The work of this tick ran past it: the first such time still to come.
+            let behind = now.duration_since(tick).as_nanos() / batch.as_nanos().max(1);
+            next = tick + batch * u32::try_from(behind).unwrap_or(u32::MAX) + step;
+            if next <= now {
+                next += batch;
+            }
+        }
+        next
     }
 }
 
@@ -139,5 +186,32 @@ mod tests {
             a.read_batch(Duration::from_millis(1)),
             Duration::from_millis(1)
         );
+    }
+
+    #[test]
+    fn reads_are_timed_from_the_tick_and_end_just_before_one() {
+        let ms = Duration::from_millis;
+        let usual = ms(250);
+        let runtime = Batching::default();
+        let a = runtime.for_camera();
+        let now = Instant::now();
+        // Stand-alone: a batch from now.
+        assert_eq!(a.next_read(usual, now), now + usual);
+        // A tick due at `t`; read 180 ms into its work: the next read is at the next tick,
+        // not 250 ms after the read.
+        let t = now;
+        runtime.tick_started(t);
+        let at = a.next_read(usual, t + ms(180));
+        assert!(at > t + ms(180) && at < t + usual, "{:?}", at - t);
+        assert!(at >= t + ms(248), "{:?}", at - t);
+        // Work that ran past the next tick: just before the tick after.
+        let at = a.next_read(usual, t + ms(300));
+        assert!(at > t + ms(300) && at < t + ms(500), "{:?}", at - t);
+        assert!(at >= t + ms(498), "{:?}", at - t);
+        // Recording: 20 ms batches, still ending before a tick.
+        let rec = a.recording();
+        let at = a.next_read(usual, t + ms(5));
+        assert!(at > t + ms(5) && at < t + ms(20), "{:?}", at - t);
+        drop(rec);
     }
 }

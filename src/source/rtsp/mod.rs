@@ -500,7 +500,8 @@ impl Source for RtspSource {
             let item = match self.demuxed.next().now_or_never() {
                 Some(item) => item,
                 None => {
-                    tokio::time::sleep(self.batching.read_batch(self.read_batch)).await;
+                    let next = self.batching.next_read(self.read_batch, Instant::now());
+                    tokio::time::sleep_until(next.into()).await;
                     tokio::time::timeout_at(self.stall_at, self.demuxed.next())
                         .await
                         .map_err(|_| self.stalled())?
