@@ -56,6 +56,9 @@ url = "s3://bench-upload/preroll"
 endpoint = "$endpoint"
 [node]
 name = "bench"
+[[cameras]]
+name = "demo"
+source = "demo"
 EOF
 cat "$input" > /dev/null # warm the page cache
 

@@ -200,6 +200,44 @@ fn clips_are_uploaded_byte_for_byte_with_a_sidecar_and_parts_while_they_record()
         "{key}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+    // A file of five 8 MiB parts (the last short), more than are sent at once: a multipart
+    // upload whose parts must land in order for the ETag check and the bytes to match.
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let big: Vec<u8> = (0..(4 * (8 << 20) + 1000))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let big_path = tmp.path().join("big.mp4");
+    std::fs::write(&big_path, &big).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_preroll"))
+        .args(["upload", "--config"])
+        .arg(&config_path)
+        .arg(&big_path)
+        .envs(s3.env())
+        .output()
+        .expect("preroll upload");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!("verified (MD5 {})", md5_hex(&big))),
+        "{said}"
+    );
+    let key = format!(
+        "site/clips/alpha/_{}",
+        big_path.canonicalize().expect("canonical").display()
+    );
+    assert!(
+        s3.get("preroll-a", &key).expect("uploaded") == big,
+        "the bucket's copy of the multipart upload differs"
+    );
     // Without credentials: said, and nothing sent.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_preroll"))
         .args(["upload", "--config"])

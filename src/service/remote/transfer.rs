@@ -1,5 +1,5 @@
 //! Copying a local file into the bucket and checking the copy: one `PUT` up to [`PART`]
-//! bytes, a multipart upload of [`PART`]-byte parts beyond. The MD5 of each part is taken
+//! bytes, a multipart upload of [`PART`]-byte parts beyond, a few at a time. The MD5 of each part is taken
 //! as it is read; the object's ETag must then be the MD5 of the file (one `PUT`) or the MD5
 //! of the parts' MD5s with their count (multipart), and its size the file's. A store whose
 //! ETags are not MD5s (some encryption modes) gets its copy read back and compared instead.
@@ -20,6 +20,8 @@ use super::error::RemoteError;
 /// Bytes per part of a multipart upload (S3 wants at least 5 MiB for all but the last), and
 /// the most a single `PUT` sends.
 pub const PART: u64 = 8 << 20;
+/// Parts of one upload sent at once.
+const IN_FLIGHT: usize = 4;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -76,17 +78,22 @@ pub async fn upload(
         let mut count = 0u64;
         let mut offset = 0;
         let sent: Result<(), RemoteError> = async {
+            // Parts go IN_FLIGHT at a time: one at a time waits on each round trip and on
+            // the store's handling of the last part before the next is read.
+            let mut in_flight = futures::stream::FuturesUnordered::new();
             while offset < len {
                 let n = PART.min(len - offset);
                 let data = read_at(&file, offset, n).await?;
                 whole.update(&data);
                 parts.update(Md5::digest(&data));
-                upload
-                    .put_part(PutPayload::from_bytes(data))
-                    .await
-                    .map_err(|e| RemoteError::store("uploading a part of", key, e))?;
+                in_flight.push(upload.put_part(PutPayload::from_bytes(data)));
                 offset += n;
                 count += 1;
+                while in_flight.len() >= IN_FLIGHT || (offset >= len && !in_flight.is_empty()) {
+                    if let Some(done) = in_flight.next().await {
+                        done.map_err(|e| RemoteError::store("uploading a part of", key, e))?;
+                    }
+                }
             }
             upload
                 .complete()
