@@ -102,11 +102,11 @@ impl Batching {
     /// When this camera's source, having read at `now`, reads next, given its usual `batch`.
     ///
     /// On a ticked runtime the time is counted from when the current tick was due, not from
-    /// `now`, and ends just before a tick: the read then happens at that tick. Counted from
-    /// `now`, a source read late in a tick's work would find its time not yet come at the
-    /// next tick and wait for the one after, so that with hundreds of streams (a tick's work
-    /// taking a good part of a tick) sources read every other tick, each time more than their
-    /// sockets hold, and fell behind.
+    /// `now`, and ends just before a tick: the read then happens at that tick. The ticks keep
+    /// a schedule (`camera::ingest`), so counted from `now` a source that read late in a
+    /// tick's work would find its time not yet come at the next tick and wait for the one
+    /// after: with hundreds of streams, where a tick's work takes a good part of a tick, many
+    /// sources would read every other tick.
     pub fn next_read(&self, batch: Duration, now: Instant) -> Instant {
         let batch = self.read_batch(batch);
         let due = self.runtime.tick_due.load(Ordering::Relaxed);
