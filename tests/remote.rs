@@ -179,27 +179,33 @@ fn clips_are_uploaded_byte_for_byte_with_a_sidecar_and_parts_while_they_record()
     let other = tmp.path().join("made elsewhere.mp4");
     std::fs::write(&other, &local).expect("write");
     let config_path = dir.join("preroll.toml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_preroll"))
-        .args(["upload", "--config"])
-        .arg(&config_path)
-        .arg(&other)
-        .envs(s3.env())
-        .output()
-        .expect("preroll upload");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = format!(
-        "site/clips/alpha/_{}",
-        other.canonicalize().expect("canonical").display()
-    );
+    // Uploads `file`; what it said on stdout, and where the copy is.
+    let upload = |file: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_preroll"))
+            .args(["upload", "--config"])
+            .arg(&config_path)
+            .arg(file)
+            .envs(s3.env())
+            .output()
+            .expect("preroll upload");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = format!(
+            "site/clips/alpha/_{}",
+            file.canonicalize().expect("canonical").display()
+        );
+        (said, key)
+    };
+    let (said, key) = upload(&other);
     assert!(
         s3.get("preroll-a", &key).expect("uploaded") == local,
         "{key}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+    assert!(said.contains("verified"), "{said}");
     // A file of five 8 MiB parts (the last short), more than are sent at once: a multipart
     // upload whose parts must land in order for the ETag check and the bytes to match.
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
@@ -213,26 +219,10 @@ fn clips_are_uploaded_byte_for_byte_with_a_sidecar_and_parts_while_they_record()
         .collect();
     let big_path = tmp.path().join("big.mp4");
     std::fs::write(&big_path, &big).expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_preroll"))
-        .args(["upload", "--config"])
-        .arg(&config_path)
-        .arg(&big_path)
-        .envs(s3.env())
-        .output()
-        .expect("preroll upload");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (said, key) = upload(&big_path);
     assert!(
         said.contains(&format!("verified (MD5 {})", md5_hex(&big))),
         "{said}"
-    );
-    let key = format!(
-        "site/clips/alpha/_{}",
-        big_path.canonicalize().expect("canonical").display()
     );
     assert!(
         s3.get("preroll-a", &key).expect("uploaded") == big,
