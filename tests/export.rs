@@ -356,3 +356,105 @@ fn a_lookback_past_the_ring_comes_from_disk_and_meets_the_ring_exactly() {
         ticks.len()
     );
 }
+
+/// Changes the last byte of every keyframe in a finished MP4 (from ffprobe's packet list):
+/// the file reads as before, but none of its keyframes is found by its bytes.
+fn alter_keyframes(path: &str) {
+    let out = common::run(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "packet=pos,size,flags",
+        "-of",
+        "csv=p=0",
+        path,
+    ]));
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut altered = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() == 3 && f[2].starts_with('K') {
+            let (size, pos): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+            bytes[pos + size - 1] ^= 0x01;
+            altered += 1;
+        }
+    }
+    assert!(altered > 0, "no keyframe in {path}");
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_lookback_whose_ring_start_is_not_on_disk_ends_at_the_ring_with_a_discontinuity() {
+    let srv = RtspServer::start(&[("cam", "live:h264?clock")], Auth::None).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let cameras = format!(
+        "[[cameras]]\nname = \"cam\"\nsource = \"{}\"\npreroll_seconds = 10\n\
+         continuous = true\ncontinuous_file_seconds = 5\n",
+        srv.url("cam")
+    );
+    let svc = Service::start(d.path(), &config(d.path(), &cameras));
+    svc.wait_cameras(&["cam"], 1.0, LIMIT);
+    sleep(Duration::from_secs(35));
+    // The finished file that holds the ring's first frame, well inside it (the ring starts
+    // up to a part before `now - ring_seconds`).
+    let file_holding_ring_start = || {
+        common::wait_for(
+            LIMIT,
+            || {
+                let now = std::time::SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64();
+                let ring = svc.get("/api/cameras").json()[0]["ring_seconds"]
+                    .as_f64()
+                    .unwrap();
+                let ring_start = now - ring;
+                let listed = svc.get("/api/cameras/cam/recordings").json();
+                listed["ranges"].as_array().unwrap().iter().find_map(|r| {
+                    let start = unix_seconds(r["start"].as_str().unwrap());
+                    let end = unix_seconds(r["end"].as_str().unwrap());
+                    (start + 0.3 < ring_start - 1.0 && ring_start + 1.5 < end)
+                        .then(|| r["path"].as_str().unwrap().to_owned())
+                })
+            },
+            Option::is_some,
+            |_| "no finished file holding the ring's start".to_owned(),
+        )
+        .unwrap()
+    };
+    // A clip reaching past the ring, at once: it must end its disk media at the ring's
+    // start (reading on would show the ring's first seconds twice) and count the join.
+    let lookback_past = |case: &str| {
+        let clip = svc.clip("cam", r#"{"lookback": 25, "duration": 2}"#);
+        let done = svc.wait_final(clip["id"].as_str().unwrap(), LIMIT);
+        assert_eq!(done["state"], "done", "{done:#}");
+        let ticks = clock_ticks(Path::new(done["path"].as_str().unwrap()));
+        // Frames shown again: each step back of the painted clock, by how far.
+        let repeated: u32 = ticks
+            .windows(2)
+            .map(|p| p[0].wrapping_sub(p[1]) & 0xffff)
+            .filter(|back| *back < 32768)
+            .map(|back| back + 1)
+            .sum();
+        println!(
+            "{case}: {} frames, {repeated} shown twice, discontinuities {}, pre-roll {}",
+            ticks.len(),
+            done["discontinuities"],
+            done["preroll"]
+        );
+        assert!(
+            done["discontinuities"].as_u64().unwrap() >= 1,
+            "{case}: the join is not seamless: {done:#}"
+        );
+        assert!(repeated <= 3, "{case}: {repeated} frames shown twice");
+    };
+    // The file is there, but its keyframes are not the ring's.
+    alter_keyframes(&file_holding_ring_start());
+    lookback_past("keyframes altered");
+    // The file is gone.
+    sleep(Duration::from_secs(12));
+    std::fs::remove_file(file_holding_ring_start()).unwrap();
+    lookback_past("file removed");
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use crate::recorder::PARTIAL_SUFFIX;
-use crate::recorder::live::Older;
+use crate::recorder::live::{Older, OlderParts};
 use crate::segment::Segment;
 
 use super::Archive;
@@ -54,13 +54,12 @@ impl Older for Archive {
         until: Instant,
         until_frame: Option<Bytes>,
         send: &mut dyn FnMut(Segment) -> bool,
-    ) -> Option<Instant> {
+    ) -> OlderParts {
         let (now, now_wall) = (Instant::now(), SystemTime::now());
         let wall = |i: Instant| now_wall - now.saturating_duration_since(i);
         let folder = self.index.dir().path();
         // First, where the files have the ring's first frame, on their own estimate.
-        let mut late = Duration::ZERO;
-        let mut early = Duration::ZERO;
+        let mut met = None;
         if let Some(frame) = &until_frame {
             let near = self.files_between(
                 wall(until).checked_sub(FIND_FRAME).unwrap_or(now_wall),
@@ -74,13 +73,12 @@ impl Older for Archive {
             };
             let look_from = until.checked_sub(FIND_FRAME).unwrap_or(until);
             let mut skip = Output::new(look_from, until + FIND_FRAME, |_: &Segment| Ok(()));
-            if let Ok(r) = read_back(folder, &near, &at, Some(&stop), FIRST_STREAM, &mut skip)
-                && let Some(met) = r.met
-            {
-                late = met.saturating_duration_since(until);
-                early = until.saturating_duration_since(met);
+            if let Ok(r) = read_back(folder, &near, &at, Some(&stop), FIRST_STREAM, &mut skip) {
+                met = r.met;
             }
         }
+        let late = met.map_or(Duration::ZERO, |m| m.saturating_duration_since(until));
+        let early = met.map_or(Duration::ZERO, |m| until.saturating_duration_since(m));
         let at = |w: SystemTime| on_clock(w, now, now_wall, late, early);
         // The files by their own times: the range moved by the same difference.
         let files = self.files_between(
@@ -88,13 +86,28 @@ impl Older for Archive {
             wall(until) + late - early,
             now_wall,
         );
+        // Not found (the file that held it is gone or unreadable, or the recording paused
+        // there): the files' estimate of the ring's time is all there is, and reading on
+        // past it would show the ring's first seconds twice.
+        if until_frame.is_some() && met.is_none() {
+            tracing::warn!(
+                camera = self.camera,
+                "lookback from disk: the ring's first frame is not in the continuous recording; \
+                 the disk's media ends at the ring's time and the join counts as a discontinuity"
+            );
+        }
         let stop = Stop {
             at: until,
-            frame: until_frame,
+            frame: met.and(until_frame),
+        };
+        let reach = if stop.frame.is_some() {
+            until + FIND_FRAME
+        } else {
+            until
         };
         let mut first: Option<Instant> = None;
         let mut gone = false;
-        let mut out = Output::new(from, until + FIND_FRAME, |s: &Segment| {
+        let mut out = Output::new(from, reach, |s: &Segment| {
             if gone {
                 return Ok(());
             }
@@ -104,23 +117,18 @@ impl Older for Archive {
         });
         let read = read_back(folder, &files, &at, Some(&stop), FIRST_STREAM, &mut out)
             .and_then(|r| out.flush_held().map(|()| r));
+        let mut meets_frame = false;
         match read {
             Ok(r) => {
                 for s in &r.skipped {
                     tracing::warn!(camera = self.camera, "lookback from disk: {s}");
                 }
-                if stop.frame.is_some() && r.met.is_none() {
-                    tracing::warn!(
-                        camera = self.camera,
-                        "lookback from disk: the ring's first frame is not in the continuous \
-                         recording; the two are joined by their times"
-                    );
-                }
+                meets_frame = stop.frame.is_some() && r.met.is_some();
             }
             Err(e) => tracing::warn!(camera = self.camera, "lookback from disk: {e}"),
         }
         drop(out);
-        first
+        OlderParts { first, meets_frame }
     }
 }
 

@@ -49,15 +49,25 @@ pub trait Older: Send + Sync {
     /// Hands `send` the parts presented from `from` up to `until` (instants of the camera's
     /// arrival clock), oldest first, their media cut before the frame `until_frame` (the
     /// ring's first; found by its bytes, as the older media's times are estimates of the
-    /// same clock) or, without it, at `until`; `send` returns false when no more are
-    /// wanted. Returns when the first part sent starts. Blocks (file reads).
+    /// same clock) or, when it is not found, at `until`; `send` returns false when no more
+    /// are wanted. Blocks (file reads).
     fn parts(
         &self,
         from: Instant,
         until: Instant,
         until_frame: Option<Bytes>,
         send: &mut dyn FnMut(Segment) -> bool,
-    ) -> Option<Instant>;
+    ) -> OlderParts;
+}
+
+/// What [`Older::parts`] sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OlderParts {
+    /// When the first part sent starts.
+    pub first: Option<Instant>,
+    /// The media sent ends where `until_frame` begins: the ring continues it exactly. When
+    /// false, the two meet by their times only, which is a discontinuity.
+    pub meets_frame: bool,
 }
 
 /// A part on its way to the writer.
@@ -222,23 +232,22 @@ pub async fn record_live<F: Feed + ?Sized>(
                 })
             })
             .await
-            .ok()
-            .flatten()
+            .unwrap_or_default()
         }
-        _ => None,
+        _ => OlderParts::default(),
     };
     let mut last = newest;
     // With no segment from the ring, the first live one can still start before the trigger:
     // its start is then the pre-roll.
     let mut preroll_from_live = lookback.segments.is_empty();
     let mut report = LiveProgress {
-        preroll: match (from_disk, wanted) {
+        preroll: match (from_disk.first, wanted) {
             (Some(first), Some(wanted)) => trigger.saturating_duration_since(first.max(wanted)),
             _ => lookback.achieved,
         },
         ..LiveProgress::default()
     };
-    let mut joins = from_disk.is_some();
+    let mut joins = from_disk.first.is_some() && from_disk.meets_frame;
     // The ring may already hold the requested end (a trigger in the past, or a feed that
     // runs ahead of it): the lookback is then cut there like live media.
     let asked = trigger + request.duration + control.borrow().extended;
