@@ -4,20 +4,14 @@
 //
 //   node latency.mjs '{"base": "http://127.0.0.1:PORT", "token": "…",
 //     "chromium": "/usr/bin/chromium", "cameras": ["door"], "minutes": 10}'
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { installReader, sampleLatency, summarize } from './clock.mjs';
 
 const job = JSON.parse(process.argv[2]);
 const out = { minutes: {}, console: [] };
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows', '--autoplay-policy=no-user-gesture-required',
-];
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: job.chromium, args: ARGS });
+  const browser = await launch(job.chromium);
   out.browser = browser.version();
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
   page.on('console', (m) => { if (m.type() === 'error') out.console.push(m.text()); });

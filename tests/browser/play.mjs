@@ -18,21 +18,10 @@
 // `video_decoded_bytes`, Chromium's webkitAudioDecodedByteCount and
 // webkitVideoDecodedByteCount when the probe ends (null where the browser has none; audio
 // is decoded while the element is muted too).
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const job = JSON.parse(process.argv[2]);
 
-// Without these Chromium waits on network services this closed machine cannot reach.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 // Runs inside the page, once per clip. Every wait is bounded and returns what it got, so a
 // failure still reports the element's state and its MediaError.
@@ -162,7 +151,7 @@ async function probe({ path, mime, seeks, bits, types }) {
 const report = { clips: [], console: [] };
 let browser;
 try {
-  browser = await chromium.launch({ executablePath: job.chromium ?? '/usr/bin/chromium', args: ARGS, timeout: 30000 });
+  browser = await launch(job.chromium);
   report.browser = browser.version();
   const context = await browser.newContext();
   // Sent with every request of the page, media requests included.

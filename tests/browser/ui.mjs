@@ -26,7 +26,7 @@
 // - `shots`: screenshots at 1280x800 and 390x844 (files in `shots`);
 // - `logout`: the login shown again, and /api/cameras refused after it;
 // - `console`: every console message and page error, with the step it came in.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { installReader, sampleLatency, summarize } from './clock.mjs';
 
@@ -35,13 +35,6 @@ const out = { console: [] };
 let step = 'start';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  // Headless Chromium throttles timers and media of pages it considers hidden.
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows', '--autoplay-policy=no-user-gesture-required',
-];
 
 async function a11y(page) {
   return page.evaluate(async () => {
@@ -71,7 +64,7 @@ async function a11y(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: job.chromium, args: ARGS });
+  const browser = await launch(job.chromium);
   out.browser = browser.version();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
