@@ -287,18 +287,28 @@ fn an_export_across_a_camera_restart_holds_every_frame_once_with_one_discontinui
     );
 }
 
-#[test]
-fn a_lookback_past_the_ring_comes_from_disk_and_meets_the_ring_exactly() {
+/// A clock camera with a 10 s ring and a continuous recording in files of `file_seconds`,
+/// served for `seconds` after it is live. The RTSP server lives as long as what is returned.
+fn clock_camera_with_ring_of_10_s(
+    file_seconds: u32,
+    seconds: u64,
+) -> (RtspServer, tempfile::TempDir, Service) {
     let srv = RtspServer::start(&[("cam", "live:h264?clock")], Auth::None).unwrap();
     let d = tempfile::tempdir().unwrap();
     let cameras = format!(
         "[[cameras]]\nname = \"cam\"\nsource = \"{}\"\npreroll_seconds = 10\n\
-         continuous = true\ncontinuous_file_seconds = 30\n",
+         continuous = true\ncontinuous_file_seconds = {file_seconds}\n",
         srv.url("cam")
     );
     let svc = Service::start(d.path(), &config(d.path(), &cameras));
     svc.wait_cameras(&["cam"], 1.0, LIMIT);
-    sleep(Duration::from_secs(127));
+    sleep(Duration::from_secs(seconds));
+    (srv, d, svc)
+}
+
+#[test]
+fn a_lookback_past_the_ring_comes_from_disk_and_meets_the_ring_exactly() {
+    let (_srv, _dir, svc) = clock_camera_with_ring_of_10_s(30, 127);
     let ring = svc.get("/api/cameras").json()[0]["ring_seconds"]
         .as_f64()
         .unwrap();
@@ -387,16 +397,7 @@ fn alter_keyframes(path: &str) {
 
 #[test]
 fn a_lookback_whose_ring_start_is_not_on_disk_ends_at_the_ring_with_a_discontinuity() {
-    let srv = RtspServer::start(&[("cam", "live:h264?clock")], Auth::None).unwrap();
-    let d = tempfile::tempdir().unwrap();
-    let cameras = format!(
-        "[[cameras]]\nname = \"cam\"\nsource = \"{}\"\npreroll_seconds = 10\n\
-         continuous = true\ncontinuous_file_seconds = 5\n",
-        srv.url("cam")
-    );
-    let svc = Service::start(d.path(), &config(d.path(), &cameras));
-    svc.wait_cameras(&["cam"], 1.0, LIMIT);
-    sleep(Duration::from_secs(35));
+    let (_srv, _dir, svc) = clock_camera_with_ring_of_10_s(5, 35);
     // The finished file that holds the ring's first frame, well inside it (the ring starts
     // up to a part before `now - ring_seconds`).
     let file_holding_ring_start = || {
