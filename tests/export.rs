@@ -459,3 +459,48 @@ fn a_lookback_whose_ring_start_is_not_on_disk_ends_at_the_ring_with_a_discontinu
     std::fs::remove_file(file_holding_ring_start()).unwrap();
     lookback_past("file removed");
 }
+
+#[test]
+fn an_export_of_the_last_seconds_reads_the_file_being_written() {
+    // Files of 30 s, 15 s in: everything recorded is in the file being written.
+    let (_srv, _dir, svc) = clock_camera_with_ring_of_10_s(30, 15);
+    let listed = svc.get("/api/cameras/cam/recordings").json();
+    assert_eq!(listed["ranges"], json!([]), "{listed:#}");
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (start, end) = (now - 12.0, now - 2.0);
+    let rfc = |t: f64| preroll::time::rfc3339(UNIX_EPOCH + Duration::from_secs_f64(t));
+    let body = json!({"start": rfc(start), "end": rfc(end)}).to_string();
+    let created = svc.post("/api/cameras/cam/exports", &body);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let done = svc.wait_final(created.json()["id"].as_str().unwrap(), LIMIT);
+    assert_eq!(done["state"], "done", "{done:#}");
+    assert_eq!(done["discontinuities"], 0, "{done:#}");
+    let path = Path::new(done["path"].as_str().unwrap()).to_owned();
+    assert_decodes_cleanly(&path);
+    let ticks = clock_ticks(&path);
+    // Against the painted time the ends are off by what the pictures took to arrive.
+    let (first, last) = (
+        tick_seconds(ticks[0], start) - start,
+        tick_seconds(ticks[ticks.len() - 1], end) + 1.0 / FPS - end,
+    );
+    println!(
+        "export of the last 12 to 2 s: {} frames, against the painted time {first:+.3} s and \
+         {last:+.3} s",
+        ticks.len()
+    );
+    assert!(
+        (ticks.len() as f64 - 10.0 * FPS).abs() <= 2.0,
+        "{} frames",
+        ticks.len()
+    );
+    // The test server's pictures arrive about 0.9 s after their painted time.
+    assert!(first.abs() < 2.0 && last.abs() < 2.0, "{first} {last}");
+    let steps = ticks
+        .windows(2)
+        .filter(|p| p[1].wrapping_sub(p[0]) & 0xffff != 1)
+        .count();
+    assert_eq!(steps, 0, "frames missing or repeated");
+}

@@ -13,39 +13,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::recorder::PARTIAL_SUFFIX;
 use crate::recorder::live::{Older, OlderParts};
 use crate::segment::Segment;
 
 use super::Archive;
 use super::export::{FIND_FRAME, Output, Stop, read_back};
-use super::index::{Entry, unix_ms};
 
 /// Streams read back from disk are numbered from here, apart from the ring's.
 const FIRST_STREAM: u64 = 1 << 62;
-
-impl Archive {
-    /// The files holding media of `[start, end)` (wall clock), the file being written last.
-    fn files_between(&self, start: SystemTime, end: SystemTime, now: SystemTime) -> Vec<Entry> {
-        let mut files: Vec<Entry> = self
-            .index
-            .entries()
-            .into_iter()
-            .filter(|e| e.end() > start && e.start() < end)
-            .collect();
-        if let Some((file, began)) = self.in_progress()
-            && began < end
-        {
-            files.push(Entry {
-                file: format!("{file}{PARTIAL_SUFFIX}"),
-                start_ms: unix_ms(began),
-                end_ms: unix_ms(now),
-                bytes: 0,
-            });
-        }
-        files
-    }
-}
 
 impl Older for Archive {
     fn parts(

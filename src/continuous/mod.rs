@@ -92,6 +92,30 @@ impl Archive {
             .clone()
     }
 
+    /// The files holding media of `[start, end)` (wall clock), oldest first, and last the
+    /// file being written (`.partial`, its media valid up to its last part; its end is
+    /// `now`).
+    pub fn files_between(&self, start: SystemTime, end: SystemTime, now: SystemTime) -> Vec<Entry> {
+        let mut files: Vec<Entry> = self
+            .index
+            .entries()
+            .into_iter()
+            .filter(|e| e.end() > start && e.start() < end)
+            .collect();
+        if let Some((file, began)) = self.in_progress()
+            && began < end
+            && now > start
+        {
+            files.push(Entry {
+                file: format!("{file}{}", crate::recorder::PARTIAL_SUFFIX),
+                start_ms: index::unix_ms(began),
+                end_ms: index::unix_ms(now),
+                bytes: 0,
+            });
+        }
+        files
+    }
+
     fn set_in_progress(&self, now: Option<(String, SystemTime)>) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = now;
     }

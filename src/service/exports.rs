@@ -5,6 +5,7 @@
 //! out.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -83,8 +84,9 @@ impl Service {
         self.admit()?;
         let archive = self.archive(camera)?;
         let (start, end) = order.range().map_err(ExportRefused::BadRange)?;
-        let entries = archive.index.entries();
-        if !entries.iter().any(|e| e.end() > start && e.start() < end) {
+        // The file being written too: an export of the last minutes reaches its last part.
+        let entries = archive.files_between(start, end, SystemTime::now());
+        if entries.is_empty() {
             return Err(ExportRefused::NothingRecorded {
                 camera: camera.to_owned(),
                 start: rfc3339(start),
