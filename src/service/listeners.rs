@@ -91,6 +91,14 @@ async fn camera_changes(
     camera: String,
     mut changes: broadcast::Receiver<CameraChange>,
 ) {
+    // Changes wait in the channel until the service has announced itself (the service is
+    // not held meanwhile: an error means it is gone).
+    let Some(mut started) = service.upgrade().map(|s| s.started.subscribe()) else {
+        return;
+    };
+    if started.wait_for(|started| *started).await.is_err() {
+        return;
+    }
     loop {
         let change = match changes.recv().await {
             Ok(c) => c,

@@ -117,6 +117,9 @@ pub struct Service {
     pub mqtt: Mutex<Option<Arc<Mutex<mqtt::MqttStatus>>>>,
     /// The id of the last event the clip history has handled (shutdown waits for it).
     history_done: watch::Sender<u64>,
+    /// True once `service.started` is published: the cameras' connection events wait for it,
+    /// so a run's events begin with the service's own, however fast a camera connects.
+    started: watch::Sender<bool>,
     /// True once the service stops: refuses new clips, and ends long-lived streams.
     shutting_down: watch::Sender<bool>,
     /// Clips not yet final; shutdown waits for this to reach 0.
@@ -246,6 +249,7 @@ impl Service {
             sessions: sessions::Sessions::new(session_lifetime),
             history_done: watch::channel(events.next_id().saturating_sub(1)).0,
             events,
+            started: watch::channel(false).0,
             shutting_down: watch::channel(false).0,
             active,
             _ingest: ingest,
@@ -628,6 +632,13 @@ impl Service {
         settled
     }
 
+    /// Publishes `service.started` and lets the cameras' connection events follow it.
+    fn announce_started(&self) {
+        self.events
+            .publish(EventBody::new(EventKind::ServiceStarted));
+        self.started.send_replace(true);
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.shutting_down.borrow()
     }
@@ -675,9 +686,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // A line for scripts (and tests) that start the service on port 0.
     println!("preroll: listening on http://{addr}");
-    service
-        .events
-        .publish(EventBody::new(EventKind::ServiceStarted));
+    service.announce_started();
     // The service runs for months: memory freed after reconnects and clips goes back.
     let releasing = tokio::spawn(crate::memory::release_free_periodically());
 
