@@ -5,6 +5,7 @@
 #   FUZZ_SECONDS=60 fuzz/run.sh boxes recover
 #   FUZZ_RUNS=10000000 fuzz/run.sh progressive   # a number of executions instead of a time
 #   FUZZ_SANITIZER=none fuzz/run.sh matroska      # without AddressSanitizer (see fuzz/README.md)
+#   FUZZ_ARGS=-fork=2 fuzz/run.sh rtsp_camera     # more libFuzzer flags (here: both cores)
 #
 # Each target starts from fuzz/seeds/<target> (real media: fuzz/make-seeds.py) plus the
 # corpus it grew before (fuzz/corpus/<target>, not committed). A failing input lands in
@@ -18,6 +19,8 @@ export RUSTC_BOOTSTRAP=1
 secs=${FUZZ_SECONDS:-600}
 limit=(-max_total_time="$secs")
 [ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
+# shellcheck disable=SC2206 # flags split on spaces on purpose
+extra=(${FUZZ_ARGS:-})
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(boxes init_fragments clip_writer recover matroska progressive rtsp_camera)
 # AddressSanitizer by default. The long runs go without it (several times the executions per
@@ -28,6 +31,6 @@ cargo fuzz build -O "${san[@]}"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "fuzzing $t (${limit[*]})" >&2
-  cargo fuzz run -O "${san[@]}" "$t" "corpus/$t" "seeds/$t" -- "${limit[@]}" -print_final_stats=1 \
+  cargo fuzz run -O "${san[@]}" "$t" "corpus/$t" "seeds/$t" -- "${limit[@]}" ${extra[@]+"${extra[@]}"} -print_final_stats=1 \
     2>&1 | tee "target/fuzz-$t.log" | grep -E '^#[0-9]+ +(DONE|pulse)|^stat::|ERROR|SUMMARY|panicked' >&2
 done
