@@ -108,6 +108,9 @@ struct Shared {
 pub struct Camera {
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    /// Subscribed before the camera's task started, for the first listener: a camera can
+    /// connect before the service has put its listeners in place.
+    first_changes: Mutex<Option<tokio::sync::broadcast::Receiver<CameraChange>>>,
 }
 
 impl Drop for Camera {
@@ -145,16 +148,21 @@ impl Camera {
 
     fn spawn_with(runtime: &tokio::runtime::Handle, options: CameraOptions) -> Camera {
         let (updates, _) = watch::channel(0);
+        let (changes, first_changes) = tokio::sync::broadcast::channel(CHANGES_KEPT);
         let shared = Arc::new(Shared {
             name: options.name.clone(),
-            changes: tokio::sync::broadcast::channel(CHANGES_KEPT).0,
+            changes,
             ring: Mutex::new(Ring::new(options.ring)),
             status: Mutex::new(CameraStatus::default()),
             updates,
             batching: options.rtsp.batching.clone(),
         });
         let task = runtime.spawn(run(shared.clone(), options));
-        Camera { shared, task }
+        Camera {
+            shared,
+            task,
+            first_changes: Mutex::new(Some(first_changes)),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -180,9 +188,12 @@ impl Camera {
         self.shared.updates.subscribe()
     }
 
-    /// Connects, disconnects and track changes from now on.
+    /// Connects, disconnects and track changes: for the first caller, all of them since the
+    /// camera started (up to the last `CHANGES_KEPT`); for later ones, from now on.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<CameraChange> {
-        self.shared.changes.subscribe()
+        lock(&self.first_changes)
+            .take()
+            .unwrap_or_else(|| self.shared.changes.subscribe())
     }
 }
 
@@ -431,5 +442,34 @@ pub async fn wait_for_preroll(camera: &Camera, lookback: Duration, limit: Durati
         // Time alone can complete the wait, so do not sleep on updates only.
         let step = left.min(Duration::from_millis(50));
         let _ = tokio::time::timeout(step, updates.changed()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceSpec;
+
+    /// The service puts its listeners in place after its cameras start; a camera that is
+    /// already streaming by then still reports its connection to the first listener.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_listener_hears_a_connection_made_before_it_listened() {
+        let camera = Camera::spawn(CameraOptions::new("demo", SourceSpec::Demo));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !camera.status().connected {
+            assert!(Instant::now() < deadline, "the demo never connected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut first = camera.changes();
+        match first.try_recv() {
+            Ok(CameraChange::Connected { tracks, .. }) => assert!(!tracks.is_empty()),
+            other => panic!("expected the connection, got {other:?}"),
+        }
+        // A later listener hears what happens from then on only.
+        let mut later = camera.changes();
+        assert!(matches!(
+            later.try_recv(),
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+        ));
     }
 }
