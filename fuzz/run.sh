@@ -31,6 +31,9 @@ cargo fuzz build -O "${san[@]}"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "fuzzing $t (${limit[*]})" >&2
+  # The filter only shows progress (`#N: cov:` lines under -fork); the status is cargo
+  # fuzz's, through pipefail.
   cargo fuzz run -O "${san[@]}" "$t" "corpus/$t" "seeds/$t" -- "${limit[@]}" ${extra[@]+"${extra[@]}"} -print_final_stats=1 \
-    2>&1 | tee "target/fuzz-$t.log" | grep -E '^#[0-9]+ +(DONE|pulse)|^stat::|ERROR|SUMMARY|panicked' >&2
+    2>&1 | tee "target/fuzz-$t.log" \
+    | { grep -E '^#[0-9]+:? +(DONE|pulse|cov)|^stat::|ERROR|SUMMARY|panicked' >&2 || true; }
 done
