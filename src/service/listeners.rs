@@ -10,22 +10,25 @@ use super::Service;
 use super::events::{EventBody, EventKind, Subscription};
 use crate::camera::CameraChange;
 
-/// Starts the consumers (subscribed before this returns, so they miss no event) and the
-/// cameras' forwarders. They hold the service weakly: they end with it.
+/// Starts the consumers (subscribed before this returns, so they miss no event). They hold
+/// the service weakly: they end with it.
 pub fn start(service: &Arc<Service>) {
     let weak = Arc::downgrade(service);
     tokio::spawn(history(
         weak.clone(),
         service.events.subscribe("history", None),
     ));
-    tokio::spawn(metrics(
-        weak.clone(),
-        service.events.subscribe("metrics", None),
-    ));
+    tokio::spawn(metrics(weak, service.events.subscribe("metrics", None)));
+}
+
+/// Starts the cameras' forwarders. Called once `service.started` is published, so a run's
+/// camera events follow it; each camera kept its changes since it started for its first
+/// listener, so none made before is lost.
+pub fn forward_camera_changes(service: &Arc<Service>) {
     for c in &service.cameras {
         if let Some(camera) = &c.camera {
             tokio::spawn(camera_changes(
-                weak.clone(),
+                Arc::downgrade(service),
                 c.config.name.clone(),
                 camera.changes(),
             ));
@@ -91,14 +94,6 @@ async fn camera_changes(
     camera: String,
     mut changes: broadcast::Receiver<CameraChange>,
 ) {
-    // Changes wait in the channel until the service has announced itself (the service is
-    // not held meanwhile: an error means it is gone).
-    let Some(mut started) = service.upgrade().map(|s| s.started.subscribe()) else {
-        return;
-    };
-    if started.wait_for(|started| *started).await.is_err() {
-        return;
-    }
     loop {
         let change = match changes.recv().await {
             Ok(c) => c,

@@ -117,9 +117,6 @@ pub struct Service {
     pub mqtt: Mutex<Option<Arc<Mutex<mqtt::MqttStatus>>>>,
     /// The id of the last event the clip history has handled (shutdown waits for it).
     history_done: watch::Sender<u64>,
-    /// True once `service.started` is published: the cameras' connection events wait for it,
-    /// so a run's events begin with the service's own, however fast a camera connects.
-    started: watch::Sender<bool>,
     /// True once the service stops: refuses new clips, and ends long-lived streams.
     shutting_down: watch::Sender<bool>,
     /// Clips not yet final; shutdown waits for this to reach 0.
@@ -249,7 +246,6 @@ impl Service {
             sessions: sessions::Sessions::new(session_lifetime),
             history_done: watch::channel(events.next_id().saturating_sub(1)).0,
             events,
-            started: watch::channel(false).0,
             shutting_down: watch::channel(false).0,
             active,
             _ingest: ingest,
@@ -632,11 +628,12 @@ impl Service {
         settled
     }
 
-    /// Publishes `service.started` and lets the cameras' connection events follow it.
-    fn announce_started(&self) {
+    /// Publishes `service.started`, then the cameras' connection events, which follow it
+    /// however fast a camera connected.
+    fn announce_started(self: &Arc<Self>) {
         self.events
             .publish(EventBody::new(EventKind::ServiceStarted));
-        self.started.send_replace(true);
+        listeners::forward_camera_changes(self);
     }
 
     pub fn is_shutting_down(&self) -> bool {
